@@ -1,0 +1,97 @@
+"""Startup hook, imported by the one-line ``sdsched_plugin.pth`` at every Python start.
+
+Don't import any costly modules here: this runs in every process of the training venv (the
+GUI, pip, DataLoader workers), nearly all of which never train. Only ``sys`` is imported, and
+the meta-path finder below is duck-typed (``importlib.abc`` alone costs milliseconds). The real
+work is imported inside the hook, when the host module is being imported and torch is loaded.
+
+How: a finder at the front of ``sys.meta_path`` ignores every import except the host modules
+named in ``HOOKS``; for those it asks the other finders for the real spec and wraps that
+spec's loader so the patch runs right after the module body has run, before any other module
+can import names from it. A host module already imported is patched at once.
+"""
+
+import sys
+
+# host module -> (our module, function taking the host module) that patches it
+HOOKS = {
+    "library.train_util": ("sdsched_plugin.sd_scripts", "activate"),
+}
+
+OFF_SWITCH = "SDSCHED_PLUGIN_DISABLE"
+
+
+def run_hook(fullname, module):
+    """Patch ``module``; any failure is one line on stderr, never an exception into the host."""
+    hook_module, hook_name = HOOKS[fullname]
+    try:
+        __import__(hook_module)
+        getattr(sys.modules[hook_module], hook_name)(module)
+    except Exception as error:
+        sys.stderr.write(
+            f"sdsched-plugin: could not patch {fullname} ({error!r}); training goes on without the "
+            f"floored schedulers. Set {OFF_SWITCH}=1 to switch the plugin off.\n"
+        )
+
+
+class HostFinder:
+    """Meta-path finder that only hooks the loaders of the modules in ``HOOKS``."""
+
+    is_sdsched_finder = True  # found by this marker, not by class, so a reloaded _boot still sees it
+
+    def __init__(self):
+        self._finding = set()  # guards the recursion when we ask the other finders
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in HOOKS or fullname in self._finding:
+            return None
+        self._finding.add(fullname)
+        try:
+            spec = self._real_spec(fullname, path, target)
+        finally:
+            self._finding.discard(fullname)
+        exec_module = getattr(getattr(spec, "loader", None), "exec_module", None)
+        if exec_module is None:  # not found, or a legacy loader: leave it alone
+            return spec
+
+        def exec_then_patch(module):
+            exec_module(module)
+            run_hook(fullname, module)
+
+        spec.loader.exec_module = exec_then_patch
+        return spec
+
+    def _real_spec(self, fullname, path, target):
+        for finder in sys.meta_path:
+            find_spec = getattr(finder, "find_spec", None)
+            if finder is self or find_spec is None:
+                continue
+            spec = find_spec(fullname, path, target)
+            if spec is not None:
+                return spec
+        return None
+
+
+def add_finder():
+    """Idempotent: a .pth processed twice, or this module reloaded, adds one finder only."""
+    for finder in sys.meta_path:
+        if getattr(finder, "is_sdsched_finder", False):
+            return finder
+    finder = HostFinder()
+    sys.meta_path.insert(0, finder)
+    return finder
+
+
+def remove_finder():
+    sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "is_sdsched_finder", False)]
+
+
+def activate():
+    add_finder()
+    for fullname in HOOKS:
+        module = sys.modules.get(fullname)
+        if module is not None:
+            run_hook(fullname, module)
+
+
+activate()

@@ -1,0 +1,148 @@
+"""Reading and checking the schedule options, in one place. Standard library only.
+
+Every value a user can give (a command-line flag, a key in the ``--config_file`` TOML, a
+``key=value`` of ``--lr_scheduler_args``, a constructor keyword) goes through the one converter
+of its option here, so ``"0.5"`` from a TOML file, ``0.5`` from argparse and ``min_value=0.5``
+from ``--lr_scheduler_args`` are read and rejected alike. Errors name the flag, the value and
+what is allowed, in English and Japanese as sd-scripts does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+
+class OptionError(argparse.ArgumentTypeError, ValueError):
+    """A bad option value. A ValueError for library callers; an ArgumentTypeError so that an
+    argparse ``type=`` converter raising it gives argparse's usual one-line error."""
+
+    def __init__(self, flag: str, value: object, allowed_en: str, allowed_ja: str):
+        self.flag = flag
+        self.value = value
+        # without the flag: argparse puts "argument --flag:" in front of it itself
+        self.detail = f"got {value!r}; allowed: {allowed_en} / 指定値 {value!r} は使えません。{allowed_ja}"
+        super().__init__(f"{flag}: {self.detail}")
+
+
+def _number(flag: str, value: object, allowed_en: str, allowed_ja: str) -> float:
+    """A finite float from a number or a numeric string (TOML may hold either); bools are not numbers."""
+    if isinstance(value, bool):
+        raise OptionError(flag, value, allowed_en, allowed_ja)
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise OptionError(flag, value, allowed_en, allowed_ja) from None
+    if not math.isfinite(number):
+        raise OptionError(flag, value, allowed_en, allowed_ja)
+    return number
+
+
+def _whole(flag: str, value: object, minimum: int, allowed_en: str, allowed_ja: str) -> int:
+    number = _number(flag, value, allowed_en, allowed_ja)
+    if number != int(number) or number < minimum or (isinstance(value, str) and "." in value):
+        raise OptionError(flag, value, allowed_en, allowed_ja)
+    return int(number)
+
+
+def min_value(value: object, flag: str = "--lr_scheduler_min_value") -> float:
+    en, ja = "a number from 0 to 1, e.g. 0.5", "0 から 1 までの数値を指定してください(例: 0.5)"
+    number = _number(flag, value, en, ja)
+    if not 0.0 <= number <= 1.0:
+        raise OptionError(flag, value, en, ja)
+    return number
+
+
+def num_cycles(value: object, flag: str = "--lr_scheduler_num_cycles") -> int:
+    return _whole(flag, value, 1, "a whole number >= 1", "1 以上の整数を指定してください")
+
+
+def power(value: object, flag: str = "--lr_scheduler_power") -> float:
+    en, ja = "a number > 0 (1 is linear)", "0 より大きい数値を指定してください(1 で linear と同じ)"
+    number = _number(flag, value, en, ja)
+    if number <= 0:
+        raise OptionError(flag, value, en, ja)
+    return number
+
+
+def step_count(value: object, flag: str) -> int:
+    return _whole(flag, value, 0, "a whole number of steps >= 0", "0 以上の整数(ステップ数)を指定してください")
+
+
+def training_steps(value: object, flag: str = "--max_train_steps") -> int:
+    return _whole(flag, value, 1, "a whole number of steps >= 1", "1 以上の整数(ステップ数)を指定してください")
+
+
+def warmup(value: object, flag: str = "--lr_warmup_steps") -> int | float:
+    """sd-scripts' ``--lr_warmup_steps``: a whole number of steps, or a ratio of the training steps
+    given as a float below 1 or as "N%"."""
+    en = "a whole number of steps >= 0, or a ratio of the training steps: a float < 1 or N%"
+    ja = "0 以上の整数(ステップ数)、または総ステップ数に対する比率(1 未満の小数か N%)を指定してください"
+    if isinstance(value, str) and value.strip().endswith("%"):
+        ratio = _number(flag, value.strip()[:-1], en, ja) / 100.0
+        if not 0.0 <= ratio < 1.0:
+            raise OptionError(flag, value, en, ja)
+        return ratio
+    number = _number(flag, value, en, ja)
+    if number < 0:
+        raise OptionError(flag, value, en, ja)
+    if isinstance(value, int) or number == int(number) and not (isinstance(value, str) and "." in value):
+        return int(number)
+    if number >= 1.0:
+        raise OptionError(flag, value, en, ja)
+    return number
+
+
+@dataclass(frozen=True)
+class Option:
+    """One schedule option: its constructor / ``--lr_scheduler_args`` key, the sd-scripts flag it
+    mirrors (None when sd-scripts has none) and its converter."""
+
+    key: str
+    flag: str
+    convert: Callable[[object, str], object]
+
+    def read(self, value: object, flag: str | None = None) -> object:
+        return self.convert(value, flag or self.flag)
+
+
+OPTIONS = {
+    option.key: option
+    for option in (
+        Option("min_value", "--lr_scheduler_min_value", min_value),
+        Option("num_warmup_steps", "--lr_warmup_steps", step_count),
+        Option("num_training_steps", "--max_train_steps", training_steps),
+        Option("num_cycles", "--lr_scheduler_num_cycles", num_cycles),
+        Option("power", "--lr_scheduler_power", power),
+    )
+}
+
+
+def parse_key_values(tokens: Iterable[str], known_keys: Iterable[str], flag: str = "--lr_scheduler_args") -> dict:
+    """``["min_value=0.5", "num_cycles=2"]`` -> ``{"min_value": 0.5, "num_cycles": 2}``, each value
+    read by its option's converter. Malformed tokens and unknown keys are errors that list the
+    known keys."""
+    known = sorted(known_keys)
+    allowed_en = "key=value with a key from: " + ", ".join(known)
+    allowed_ja = "key=value の形で、key は次のいずれか: " + ", ".join(known)
+    values = {}
+    for token in tokens:
+        key, sep, raw = str(token).partition("=")
+        key = key.strip()
+        if not sep or key not in known:
+            raise OptionError(flag, token, allowed_en, allowed_ja)
+        values[key] = OPTIONS[key].read(raw.strip().strip("'\""), f"{flag} {key}")
+    return values
+
+
+def check_warmup_fits(num_warmup_steps: int, num_training_steps: int, flag: str = "--lr_warmup_steps") -> None:
+    """The decaying part must have at least one step, or the floor is never reached."""
+    if num_warmup_steps >= num_training_steps:
+        raise OptionError(
+            flag,
+            num_warmup_steps,
+            f"fewer warmup steps than training steps ({num_training_steps})",
+            f"ウォームアップのステップ数は総ステップ数({num_training_steps})より小さくしてください",
+        )

@@ -1,0 +1,147 @@
+"""Torch scheduler objects for the floored schedules.
+
+One job: build a ``torch.optim.lr_scheduler.LambdaLR`` whose multiplier is the stock
+``diffusers.optimization`` curve of the same name, lifted by ``floor.floored_curve``. The
+curves are not re-derived here: each class asks diffusers for its stock lambda and wraps it.
+
+A LambdaLR (not a bare function) so that accelerate wraps it like sd-scripts' own schedulers
+and sd-scripts' ``lr/d*lr`` logging keeps working; one lambda for all param groups, so U-Net
+and text-encoder groups keep their own base LRs. Settings live in ``self.sdsched`` as plain
+numbers, so the state saved by ``accelerator.save_state`` loads with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from diffusers import optimization as stock_schedules
+from torch.optim.lr_scheduler import LambdaLR
+
+from . import options
+from .floor import Curve, floored_curve
+
+
+def stock_curve(factory, **kwargs) -> Curve:
+    """The lambda of a diffusers schedule, built on a throwaway optimizer so that the user's
+    optimizer is touched only once, by the floored scheduler itself."""
+    scratch = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    return factory(scratch, **kwargs).lr_lambdas[0]
+
+
+class FloorScheduler(LambdaLR):
+    """Base of the floored schedules. A subclass names itself and its stock curve; a third-party
+    package can add one through the ``sdsched_plugin.schedules`` entry-point group.
+
+    Constructor: ``(optimizer, **kwargs)`` with ``num_training_steps`` and ``min_value``
+    required, ``num_warmup_steps`` (default 0) and the subclass's ``options``; every value is
+    read by ``options.OPTIONS`` like the command-line flag it mirrors.
+    """
+
+    name: ClassVar[str]
+    base_name: ClassVar[str]
+    options: ClassVar[tuple[str, ...]] = ()
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """Every keyword the constructor takes besides ``optimizer`` and ``last_epoch``."""
+        return ("min_value", "num_warmup_steps", "num_training_steps", *cls.options)
+
+    @classmethod
+    def settings(cls, **kwargs) -> dict[str, Any]:
+        """Read and check the keyword arguments; return them complete, as plain values."""
+        unknown = sorted(set(kwargs) - set(cls.keys()))
+        if unknown:
+            known = ", ".join(sorted(cls.keys()))
+            raise options.OptionError(
+                f"{cls.name} arguments", unknown[0], f"one of: {known}", f"次のいずれかを指定してください: {known}"
+            )
+        for required in ("min_value", "num_training_steps"):
+            if kwargs.get(required) is None:
+                raise options.OptionError(
+                    options.OPTIONS[required].flag,
+                    None,
+                    f"{required}=... is required by {cls.name}",
+                    f"{cls.name} には {required}=... が必要です",
+                )
+        merged = {"num_warmup_steps": 0, **cls.defaults, **kwargs}
+        settings = {key: options.OPTIONS[key].read(value) for key, value in merged.items()}
+        options.check_warmup_fits(settings["num_warmup_steps"], settings["num_training_steps"])
+        return {"name": cls.name, **settings}
+
+    @classmethod
+    def stock(cls, settings: dict[str, Any]) -> Curve:
+        raise NotImplementedError
+
+    @classmethod
+    def curve(cls, settings: dict[str, Any]) -> Curve:
+        """The floored multiplier as a function of the step, for checked ``settings``."""
+        return floored_curve(
+            cls.stock(settings), settings["min_value"], settings["num_warmup_steps"], settings["num_training_steps"]
+        )
+
+    def __init__(self, optimizer, last_epoch: int = -1, **kwargs):
+        self.sdsched = self.settings(**kwargs)
+        super().__init__(optimizer, self.curve(self.sdsched), last_epoch)
+
+
+class LinearFloor(FloorScheduler):
+    name = "linear_floor"
+    base_name = "linear"
+
+    @classmethod
+    def stock(cls, settings):
+        return stock_curve(
+            stock_schedules.get_linear_schedule_with_warmup,
+            num_warmup_steps=settings["num_warmup_steps"],
+            num_training_steps=settings["num_training_steps"],
+        )
+
+
+class CosineFloor(FloorScheduler):
+    name = "cosine_floor"
+    base_name = "cosine"
+
+    @classmethod
+    def stock(cls, settings):
+        return stock_curve(
+            stock_schedules.get_cosine_schedule_with_warmup,
+            num_warmup_steps=settings["num_warmup_steps"],
+            num_training_steps=settings["num_training_steps"],
+        )
+
+
+class CosineWithRestartsFloor(FloorScheduler):
+    name = "cosine_with_restarts_floor"
+    base_name = "cosine_with_restarts"
+    options = ("num_cycles",)
+    defaults = {"num_cycles": 1}
+
+    @classmethod
+    def stock(cls, settings):
+        return stock_curve(
+            stock_schedules.get_cosine_with_hard_restarts_schedule_with_warmup,
+            num_warmup_steps=settings["num_warmup_steps"],
+            num_training_steps=settings["num_training_steps"],
+            num_cycles=settings["num_cycles"],
+        )
+
+
+class PolynomialFloor(FloorScheduler):
+    name = "polynomial_floor"
+    base_name = "polynomial"
+    options = ("power",)
+    defaults = {"power": 1.0}
+
+    @classmethod
+    def stock(cls, settings):
+        # The floor takes the place of lr_end: the stock curve decays to 0 and is then lifted,
+        # so the floored curve ends exactly at min_value.
+        return stock_curve(
+            stock_schedules.get_polynomial_decay_schedule_with_warmup,
+            num_warmup_steps=settings["num_warmup_steps"],
+            num_training_steps=settings["num_training_steps"],
+            lr_end=0.0,
+            power=settings["power"],
+        )
