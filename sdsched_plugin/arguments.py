@@ -1,0 +1,206 @@
+"""What every host trainer of the sd-scripts family shares: our flags, and reading a parsed
+argument namespace into the floored schedule to build (or None: not ours).
+
+Host modules (``sd_scripts``) only decide *where* to call this; *what* the flags mean lives
+here, once. The ``sdsched`` command line uses the same reading, so a preview cannot disagree
+with training. Imports the registry (and so torch) only when a schedule name is looked up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from dataclasses import dataclass, field
+
+from . import options, registry
+from .floor import warmup_steps_from
+
+logger = logging.getLogger("sdsched_plugin")
+
+HOOK_PREFIX = "sdsched_plugin:"
+# Stock sd-scripts names that --lr_scheduler_min_value floors (as NAME_floor) instead of ignoring.
+FLOORED_STOCK_NAMES = ("linear", "cosine", "cosine_with_restarts", "polynomial")
+MIN_VALUE_FLAG = "--lr_scheduler_min_value"
+# constructor key -> the sd-scripts flag (namespace attribute) that gives it
+KEY_DESTS = {"min_value": "lr_scheduler_min_value", "num_cycles": "lr_scheduler_num_cycles", "power": "lr_scheduler_power"}
+
+MIN_VALUE_HELP = (
+    "minimum LR multiplier (the floor, 0-1, e.g. 0.5) for linear, cosine, cosine_with_restarts, polynomial"
+    " and their *_floor variants: min + (1 - min) * curve after warmup (sdsched-plugin)"
+    " / 学習率の倍率の下限(0〜1、例: 0.5)。linear, cosine, cosine_with_restarts, polynomial と *_floor で有効:"
+    " ウォームアップ後は min + (1 - min) * カーブ (sdsched-plugin)"
+)
+SCHEDULER_HELP_SUFFIX = (
+    " | floored (sdsched-plugin): linear_floor, cosine_floor, cosine_with_restarts_floor, polynomial_floor"
+    " with --lr_scheduler_min_value / 下限付き: 同左(--lr_scheduler_min_value と併用)"
+)
+
+_warned: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """Validation runs both when the arguments are read and when the scheduler is built."""
+    if message not in _warned:
+        _warned.add(message)
+        logger.warning(message)
+
+
+def argparse_type(convert):
+    """An argparse ``type=`` from an option converter: argparse names the flag itself, so the
+    message it shows is the converter's detail without the flag."""
+
+    def read(text):
+        try:
+            return convert(text)
+        except options.OptionError as error:
+            raise argparse.ArgumentTypeError(error.detail) from None
+
+    read.__name__ = convert.__name__
+    return read
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """Add our flags to a host parser that already has sd-scripts' scheduler flags. Never twice,
+    and never over a flag the host itself has (a future sd-scripts could add one)."""
+    actions = parser._option_string_actions  # argparse has no public lookup by option string
+    if MIN_VALUE_FLAG not in actions:
+        parser.add_argument(MIN_VALUE_FLAG, type=argparse_type(options.min_value), default=None, help=MIN_VALUE_HELP)
+    scheduler = actions.get("--lr_scheduler")
+    if scheduler is not None and scheduler.help and SCHEDULER_HELP_SUFFIX not in scheduler.help:
+        scheduler.help += SCHEDULER_HELP_SUFFIX
+
+
+@dataclass(frozen=True)
+class Request:
+    """A floored schedule asked for by the arguments, values read and checked."""
+
+    cls: type
+    values: dict  # constructor keywords from the flags, --lr_scheduler_args applied over them
+    lr_warmup_steps: int | float = 0
+    max_train_steps: int | None = None
+    overrides: dict = field(default_factory=dict)
+    # False with --max_train_epochs before the host has turned the epochs into max_train_steps
+    steps_known: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.cls.name
+
+    def kwargs(self, num_processes: int) -> dict:
+        """Constructor keywords, with the step counts as sd-scripts computes them: the total is
+        scaled by the processes (accelerate steps the scheduler once per process), a float
+        warmup is a ratio of that total, an int warmup is taken as it is."""
+        total = self.overrides.get("num_training_steps")
+        if total is None:
+            total = self.max_train_steps * num_processes
+        warmup = self.overrides.get("num_warmup_steps")
+        if warmup is None:
+            warmup = warmup_steps_from(self.lr_warmup_steps, total)
+        return {**self.values, "num_training_steps": total, "num_warmup_steps": warmup}
+
+    def check(self, num_processes: int) -> None:
+        """Every cross-value check the scheduler's constructor makes, without an optimizer."""
+        if self.steps_known or "num_training_steps" in self.overrides:
+            self.cls.settings(**self.kwargs(num_processes))
+
+    def build(self, optimizer, num_processes: int):
+        return self.cls(optimizer, **self.kwargs(num_processes))
+
+
+def _value(args, dest: str, convert, flag: str | None = None):
+    """Read one attribute through its converter (TOML values arrive unconverted) and store the
+    converted value back, so the rest of the host sees the same value we use."""
+    value = getattr(args, dest, None)
+    if value is None:
+        return None
+    value = convert(value, flag or f"--{dest}")
+    setattr(args, dest, value)
+    return value
+
+
+def world_size() -> int:
+    """The process count before accelerate is up: ``accelerate launch`` sets WORLD_SIZE."""
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
+def read_request(args) -> Request | None:
+    """The floored schedule the arguments ask for, or None when the schedule is not ours.
+
+    Raises OptionError (a ValueError) for bad values; warns once when the min value is given
+    with a schedule it cannot floor, so it is never ignored silently.
+    """
+    min_value = _value(args, "lr_scheduler_min_value", options.min_value)
+    name = str(getattr(args, "lr_scheduler", "") or "")
+    scheduler_type = str(getattr(args, "lr_scheduler_type", "") or "")
+    if str(getattr(args, "optimizer_type", "") or "").lower().endswith("schedulefree"):
+        if min_value is not None or registry.has(name) or scheduler_type.startswith(HOOK_PREFIX):
+            warn_once("sdsched-plugin: schedule-free optimizers use no LR scheduler; the floored schedule is not used")
+        return None
+    if scheduler_type.startswith(HOOK_PREFIX):
+        cls = registry.get(scheduler_type[len(HOOK_PREFIX) :], "--lr_scheduler_type")
+    elif scheduler_type:
+        _warn_not_floored(min_value, f"--lr_scheduler_type={scheduler_type}")
+        return None
+    elif registry.has(name):
+        cls = registry.get(name)
+    elif name in FLOORED_STOCK_NAMES and min_value is not None:
+        cls = registry.get(name + "_floor")
+    else:
+        _warn_not_floored(min_value, f"--lr_scheduler={name}")
+        return None
+
+    overrides = options.parse_key_values(getattr(args, "lr_scheduler_args", None) or [], cls.keys())
+    values = {}
+    for key in cls.keys():
+        dest = KEY_DESTS.get(key)
+        if dest is not None:
+            value = _value(args, dest, options.OPTIONS[key].convert)
+            if value is not None:
+                values[key] = value
+    values.update({k: v for k, v in overrides.items() if k not in ("num_training_steps", "num_warmup_steps")})
+    if "min_value" not in values:
+        values["min_value"] = _fallback_min_value(args, cls)
+    return Request(
+        cls=cls,
+        values=values,
+        lr_warmup_steps=_value(args, "lr_warmup_steps", options.warmup) or 0,
+        max_train_steps=_value(args, "max_train_steps", options.training_steps),
+        overrides=overrides,
+        steps_known=getattr(args, "max_train_epochs", None) is None,
+    )
+
+
+def _fallback_min_value(args, cls) -> float:
+    """A _floor name without a min value takes sd-scripts' own --lr_scheduler_min_lr_ratio."""
+    ratio = _value(args, "lr_scheduler_min_lr_ratio", options.min_value, "--lr_scheduler_min_lr_ratio")
+    if ratio is None:
+        raise options.OptionError(
+            MIN_VALUE_FLAG,
+            None,
+            f"{cls.name} needs a floor: add {MIN_VALUE_FLAG}=0.5 (or a value from 0 to 1)",
+            f"{cls.name} には下限が必要です: {MIN_VALUE_FLAG}=0.5 のように 0〜1 の値を指定してください",
+        )
+    return ratio
+
+
+def _warn_not_floored(min_value, what: str) -> None:
+    if min_value is not None:
+        warn_once(
+            f"sdsched-plugin: {MIN_VALUE_FLAG}={min_value} has no effect with {what}: it floors "
+            f"{', '.join(FLOORED_STOCK_NAMES)} and the *_floor schedules / "
+            f"{MIN_VALUE_FLAG} は {what} では使われません({', '.join(FLOORED_STOCK_NAMES)} と *_floor で有効)"
+        )
+
+
+def check_args(args) -> Request | None:
+    """Everything that can be checked before the model loads; the total step count is only
+    known here when given as --max_train_steps (with --max_train_epochs the host computes it
+    later, and the scheduler's constructor checks it then)."""
+    request = read_request(args)
+    if request is not None:
+        request.check(world_size())
+    return request

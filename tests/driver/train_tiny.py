@@ -1,0 +1,92 @@
+"""A tiny training script in the shape of sd-scripts' train_network.py ``__main__`` and
+``train()``, run against the stand-in or a real sd-scripts checkout (``library`` on sys.path):
+
+parser from train_util's own argument functions -> parse_args -> read_config_from_file ->
+"MODEL LOADING" marker (everything after it is where a real run has spent minutes) ->
+epochs turned into steps -> get_scheduler_fix -> accelerator.prepare -> optional resume ->
+the step loop under ``accelerator.accumulate`` -> optional save_state.
+
+It prints one line ``LR_TRACE <json>``: per optimizer step, the LRs of both param groups
+(U-Net-like and text-encoder-like), read from the optimizer as the step uses them.
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+
+import library.train_util as train_util
+
+
+def setup_parser():
+    parser = argparse.ArgumentParser()
+    train_util.add_training_arguments(parser, True)
+    train_util.add_optimizer_arguments(parser)
+    parser.add_argument("--samples", type=int, default=8, help="dataset size (driver only)")
+    parser.add_argument("--save_state_at", type=int, default=None, help="optimizer step to save the state at (driver only)")
+    parser.add_argument("--stop_at", type=int, default=None, help="optimizer step to stop at (driver only)")
+    parser.add_argument("--start_at", type=int, default=0, help="optimizer step a resumed run starts at (driver only)")
+    return parser
+
+
+def main():
+    parser = setup_parser()
+    args = parser.parse_args()
+    args = train_util.read_config_from_file(args, parser)
+    print("MODEL LOADING", flush=True)
+
+    accelerator = Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps, cpu=True)
+    set_seed(0)
+    unet, text_encoder = torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)
+    params = [
+        {"params": unet.parameters(), "lr": args.learning_rate},
+        {"params": text_encoder.parameters(), "lr": args.learning_rate / 2},
+    ]
+    optimizer = torch.optim.AdamW(params, lr=args.learning_rate)
+    data = torch.utils.data.TensorDataset(torch.randn(args.samples, 4))
+    dataloader = torch.utils.data.DataLoader(data, batch_size=1)
+    if args.max_train_epochs is not None:  # as train_network.py does once the dataset is known
+        args.max_train_steps = args.max_train_epochs * math.ceil(
+            len(dataloader) / accelerator.num_processes / args.gradient_accumulation_steps
+        )
+    lr_scheduler = train_util.get_scheduler_fix(args, optimizer, accelerator.num_processes)
+    model = torch.nn.ModuleList([unet, text_encoder])
+    model, optimizer, dataloader, lr_scheduler = accelerator.prepare(model, optimizer, dataloader, lr_scheduler)
+    if args.resume:
+        accelerator.load_state(args.resume)
+
+    trace, step = [], args.start_at
+    stop = args.stop_at if args.stop_at is not None else args.max_train_steps
+    while step < stop:
+        for (batch,) in dataloader:
+            with accelerator.accumulate(model):
+                lrs = [group["lr"] for group in optimizer.param_groups]
+                loss = sum((layer(batch) ** 2).mean() for layer in model)
+                accelerator.backward(loss)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad()
+            if accelerator.sync_gradients:
+                trace.append({"step": step, "lrs": lrs, "last_lr": list(lr_scheduler.get_last_lr())})
+                step += 1
+                if args.save_state and step == args.save_state_at:
+                    accelerator.wait_for_everyone()
+                    if accelerator.is_main_process:
+                        accelerator.save_state(os.path.join(args.output_dir, f"state-{step}"))
+                    accelerator.wait_for_everyone()
+                if step >= stop:
+                    break
+    print(
+        "LR_TRACE " + json.dumps({"rank": accelerator.process_index, "scheduler": type(lr_scheduler.scheduler).__name__, "trace": trace}),
+        flush=True,
+    )
+    accelerator.end_training()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
