@@ -1,0 +1,129 @@
+"""Layer 5: activation by the .pth startup hook, in real subprocesses of a venv where the
+built wheel is installed, and the early errors of a real training-script run."""
+
+import os
+import site
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import HOST_DIR, REPO, host_env, run_driver
+
+FORBIDDEN_AT_STARTUP = ("torch", "diffusers", "importlib.metadata", "importlib.abc", "importlib.util", "logging")
+
+
+@pytest.fixture(scope="session")
+def wheel_venv(tmp_path_factory):
+    """A fresh venv with the wheel built from this checkout. torch and the rest come from the
+    test environment through a plain path line (a path added that way is not scanned for
+    .pth files, so the test environment's own copy of the plugin stays inactive)."""
+    root = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(root / "dist"), str(REPO)],
+        check=True,
+    )
+    wheel = next((root / "dist").glob("sdsched_plugin-*.whl"))
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    purelib = Path(subprocess.check_output([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True).strip())
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(purelib), str(wheel)], check=True)
+    (purelib / "_sdsched_test_deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    assert (purelib / "sdsched_plugin.pth").is_file(), "the wheel must ship the startup hook"
+    return python
+
+
+def run(python, code, **env):
+    environment = {k: v for k, v in os.environ.items() if k != "SDSCHED_PLUGIN_DISABLE"}
+    environment.update(env)
+    return subprocess.run([str(python), "-c", code], capture_output=True, text=True, env=environment, timeout=300)
+
+
+def test_the_pth_hook_is_active_in_every_process(wheel_venv):
+    out = run(wheel_venv, "import sys, sdsched_plugin; print(sdsched_plugin.__file__); print('sdsched_plugin._boot' in sys.modules, getattr(sys.meta_path[0], 'is_sdsched_finder', False))")
+    assert out.returncode == 0, out.stderr
+    file, active = out.stdout.splitlines()
+    assert str(wheel_venv.parent.parent) in file  # the wheel's copy, not the checkout's
+    assert active == "True True"
+
+
+def startup_imports(python, **env):
+    out = run(python, "pass", PYTHONPROFILEIMPORTTIME="1", **env)
+    return {line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+
+
+def test_the_startup_hook_imports_nothing_heavy(wheel_venv):
+    added = startup_imports(wheel_venv) - startup_imports(wheel_venv, SDSCHED_PLUGIN_DISABLE="1")
+    assert added == {"sdsched_plugin", "sdsched_plugin._boot"}
+    assert not set(FORBIDDEN_AT_STARTUP) & startup_imports(wheel_venv)
+
+
+def test_off_switch_leaves_python_untouched(wheel_venv):
+    out = run(wheel_venv, "import sys; print('sdsched_plugin' in sys.modules, any(getattr(f, 'is_sdsched_finder', False) for f in sys.meta_path))", SDSCHED_PLUGIN_DISABLE="1")
+    assert out.stdout.strip() == "False False"
+
+
+def test_training_script_is_patched_at_import_with_no_edit(wheel_venv):
+    process, traces = run_driver(
+        ["--lr_scheduler", "cosine_with_restarts_floor", "--lr_scheduler_min_value", "0.5", "--lr_scheduler_num_cycles", "2",
+         "--max_train_steps", "8", "--learning_rate", "1e-3"],
+        python=wheel_venv,
+    )  # fmt: skip
+    assert process.returncode == 0, process.stderr
+    record = traces[0]
+    assert record["scheduler"] == "CosineWithRestartsFloor"
+    unet = [step["lrs"][0] for step in record["trace"]]
+    assert unet[0] == pytest.approx(1e-3) and unet[4] == pytest.approx(1e-3)  # the restart
+    assert unet[2] == pytest.approx(1e-3 * 0.75) and unet[7] > 0.5e-3
+
+
+def test_with_the_off_switch_sd_scripts_does_not_know_the_flag(wheel_venv):
+    env = host_env(SDSCHED_PLUGIN_DISABLE="1")
+    process, _ = run_driver(["--lr_scheduler", "cosine_floor", "--lr_scheduler_min_value", "0.5"], python=wheel_venv, env=env)
+    assert process.returncode == 2 and "unrecognized arguments: --lr_scheduler_min_value" in process.stderr
+
+
+def test_a_library_that_is_not_sd_scripts_gets_one_warning_line(wheel_venv, tmp_path):
+    (tmp_path / "library").mkdir()
+    (tmp_path / "library" / "__init__.py").write_text("")
+    (tmp_path / "library" / "train_util.py").write_text("def get_scheduler_fix(name):\n    return name\n")
+    out = run(wheel_venv, "import logging; logging.basicConfig(); import library.train_util as t; print(t.get_scheduler_fix('x'))", PYTHONPATH=str(tmp_path))
+    assert out.returncode == 0 and out.stdout.strip() == "x"
+    lines = [line for line in out.stderr.splitlines() if "sdsched" in line]
+    assert len(lines) == 1 and "not sd-scripts' train_util" in lines[0], out.stderr
+
+
+def test_a_failing_hook_prints_one_line_and_never_stops_python(wheel_venv, tmp_path):
+    (tmp_path / "fakehost.py").write_text("VALUE = 42\n")
+    code = textwrap.dedent(
+        """
+        import sdsched_plugin._boot as boot
+        boot.HOOKS["fakehost"] = ("sdsched_no_such_module", "activate")
+        import fakehost
+        print(fakehost.VALUE)
+        """
+    )
+    out = run(wheel_venv, code, PYTHONPATH=str(tmp_path))
+    assert out.returncode == 0 and out.stdout.strip() == "42"
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert out.stderr.startswith("sdsched-plugin: could not patch fakehost") and "SDSCHED_PLUGIN_DISABLE=1" in out.stderr
+
+
+def test_a_host_already_imported_is_patched_at_once(wheel_venv):
+    code = "import sys; sys.path.insert(0, %r); import library.train_util as t; import sdsched_plugin._boot as b; from sdsched_plugin import sd_scripts; sd_scripts.uninstall(); print(sd_scripts.is_installed(t)); b.activate(); print(sd_scripts.is_installed(t))" % str(HOST_DIR)
+    out = run(wheel_venv, code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True"]
+
+
+def test_bad_values_stop_a_training_script_before_the_model_loads(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('lr_scheduler = "cosine_floor"\nlr_scheduler_min_value = "1.5"\n')
+    for argv in (["--lr_scheduler", "cosine_floor", "--lr_scheduler_min_value", "2"], ["--config_file", str(config)]):
+        process, _ = run_driver(argv)
+        assert process.returncode == 2
+        assert "MODEL LOADING" not in process.stdout
+        assert "--lr_scheduler_min_value" in process.stderr and "0 から 1" in process.stderr
