@@ -147,7 +147,7 @@ def read_request(args) -> Request | None:
         return None
     elif registry.has(name):
         cls = registry.get(name)
-    elif name in FLOORED_STOCK_NAMES and min_value is not None:
+    elif name in FLOORED_STOCK_NAMES and (min_value is not None or _min_value_in_scheduler_args(args)):
         cls = registry.get(name + "_floor")
     else:
         _warn_not_floored(min_value, f"--lr_scheduler={name}")
@@ -172,6 +172,12 @@ def read_request(args) -> Request | None:
         overrides=overrides,
         steps_known=getattr(args, "max_train_epochs", None) is None,
     )
+
+
+def _min_value_in_scheduler_args(args) -> bool:
+    """``min_value=...`` in --lr_scheduler_args: the kohya_ss GUI's "LR scheduler extra
+    arguments" box writes there, next to its stock scheduler dropdown."""
+    return any(str(token).partition("=")[0].strip() == "min_value" for token in getattr(args, "lr_scheduler_args", None) or [])
 
 
 def _fallback_min_value(args, cls) -> float:

@@ -2,6 +2,7 @@
 built wheel is installed, and the early errors of a real training-script run."""
 
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -127,3 +128,25 @@ def test_bad_values_stop_a_training_script_before_the_model_loads(tmp_path):
         assert process.returncode == 2
         assert "MODEL LOADING" not in process.stdout
         assert "--lr_scheduler_min_value" in process.stderr and "0 から 1" in process.stderr
+
+
+PATCH = REPO / "patches" / "sd-scripts-activate-sdsched-plugin.patch"
+
+
+@pytest.mark.skipif(not os.environ.get("SD_SCRIPTS_DIR"), reason="needs SD_SCRIPTS_DIR (a real sd-scripts checkout)")
+def test_the_patch_applies_to_the_real_checkout():
+    check = subprocess.run(["git", "apply", "--check", str(PATCH)], cwd=os.environ["SD_SCRIPTS_DIR"], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+
+
+def test_the_patch_activates_the_plugin_where_pth_files_are_skipped(wheel_venv, tmp_path):
+    host = tmp_path / "host"
+    shutil.copytree(HOST_DIR / "library", host / "library", ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run(["git", "apply", str(PATCH)], cwd=host, check=True)
+    purelib = next(wheel_venv.parent.parent.glob("lib/python*/site-packages"))
+    # python -S: no site module, so no .pth file runs, as in an embeddable build with a ._pth file
+    path = os.pathsep.join([str(host), str(purelib), *site.getsitepackages()])
+    code = "import sys, library.train_util as t; from sdsched_plugin import sd_scripts; print(sd_scripts.is_installed(t), 'site' in sys.modules)"
+    out = subprocess.run([str(wheel_venv), "-S", "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path}, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "False"]

@@ -3,6 +3,7 @@
 import logging
 import math
 import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -241,6 +242,18 @@ def test_command_line_overrides_toml(sd_parse, train_util, tmp_path):
     args = sd_parse(["--config_file", config])
     assert args.lr_scheduler_min_value == 0.0 and isinstance(args.lr_scheduler_min_value, float)
     assert isinstance(train_util.get_scheduler_fix(args, optimizer(), 1), CosineFloor)
+
+
+def test_kohya_gui_config_with_the_floor_in_its_extra_fields(sd_parse, train_util, tmp_path):
+    gui_config = (Path(__file__).parent / "data" / "kohya_gui_lora.toml").read_text()
+    # "Additional parameters" box: on the command line, after --config_file
+    args = sd_parse(["--config_file", write_toml(tmp_path, gui_config), "--lr_scheduler_min_value=0.5"])
+    scheduler = train_util.get_scheduler_fix(args, optimizer(), 1)
+    assert scheduler.sdsched == {"name": "cosine_with_restarts_floor", "min_value": 0.5, "num_cycles": 3, "num_warmup_steps": 125, "num_training_steps": 1250}
+    # "LR scheduler extra arguments" box: a list in the TOML
+    config = write_toml(tmp_path, gui_config.replace("lr_scheduler_args = []", 'lr_scheduler_args = [ "min_value=0.4",]'))
+    scheduler = train_util.get_scheduler_fix(sd_parse(["--config_file", config]), optimizer(), 1)
+    assert isinstance(scheduler, CosineWithRestartsFloor) and scheduler.sdsched["min_value"] == 0.4
 
 
 # ---------------------------------------------------------------- bad input, before the model loads
