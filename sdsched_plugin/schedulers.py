@@ -12,6 +12,7 @@ numbers, so the state saved by ``accelerator.save_state`` loads with ``weights_o
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar
 
 import torch
@@ -20,6 +21,8 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from . import options
 from .floor import Curve, floored_curve
+
+logger = logging.getLogger("sdsched_plugin")
 
 
 def stock_curve(factory, **kwargs) -> Curve:
@@ -84,6 +87,52 @@ class FloorScheduler(LambdaLR):
     def __init__(self, optimizer, last_epoch: int = -1, **kwargs):
         self.sdsched = self.settings(**kwargs)
         super().__init__(optimizer, self.curve(self.sdsched), last_epoch)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Resume at the saved step with *this* run's settings: the command line of the resumed
+        run wins over the saved state, and one warning lists what differs. The LR of the
+        restored step is recomputed with this run's schedule (accelerate loads the optimizer,
+        which holds the saved LR, before the scheduler); with unchanged settings that is the
+        very value the saved run would have used."""
+        state = dict(state_dict)
+        if "last_epoch" not in state:
+            raise ValueError(
+                f"{self.name}: the saved scheduler state has no step count (keys: {sorted(state)}); resume from a state "
+                f"saved by sd-scripts with --save_state / 保存された状態にステップ数がありません"
+            )
+        saved_settings = state.pop("sdsched", None)
+        saved_base_lrs = state.pop("base_lrs", None)
+        state.pop("lr_lambdas", None)  # ours are rebuilt from the settings, never loaded
+        if saved_base_lrs is not None and len(saved_base_lrs) != len(self.base_lrs):
+            raise ValueError(
+                f"{self.name}: the saved state has {len(saved_base_lrs)} param groups, this run has {len(self.base_lrs)}; "
+                f"resume with the same network and optimizer settings / 保存時とパラメータグループの数が違います"
+                f"({len(saved_base_lrs)} → {len(self.base_lrs)})。同じネットワーク・オプティマイザー設定で再開してください"
+            )
+        changes = describe_changes(saved_settings, self.sdsched, saved_base_lrs, self.base_lrs)
+        self.__dict__.update(state)
+        if changes:
+            logger.warning(
+                f"sdsched-plugin: resuming at step {self.last_epoch} with this run's settings, which differ from the "
+                f"saved state: {'; '.join(changes)} / 保存時と異なる設定で再開します(今回の設定を使います)"
+            )
+        self._last_lr = [base_lr * curve(self.last_epoch) for curve, base_lr in zip(self.lr_lambdas, self.base_lrs)]
+        for group, lr in zip(self.optimizer.param_groups, self._last_lr):
+            group["lr"] = lr
+
+
+def describe_changes(saved: dict | None, current: dict, saved_base_lrs, base_lrs) -> list[str]:
+    """What a resumed run changes against its saved state, one entry per value."""
+    if saved is None:
+        return ["the state has no sdsched-plugin settings (saved by a stock scheduler?); the floored schedule takes over"]
+    changes = [
+        f"{key}: {saved.get(key)} (saved) -> {current.get(key)} (now)"
+        for key in sorted(set(saved) | set(current))
+        if saved.get(key) != current.get(key)
+    ]
+    if saved_base_lrs is not None and list(saved_base_lrs) != list(base_lrs):
+        changes.append(f"base LRs: {list(saved_base_lrs)} (saved) -> {list(base_lrs)} (now)")
+    return changes
 
 
 class LinearFloor(FloorScheduler):

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -61,11 +62,8 @@ def host_env(**extra):
 
 def run_driver(argv, python=sys.executable, launcher=None, env=None, cwd=None):
     """Run the tiny training script in a real subprocess; returns (process, traces by rank)."""
-    command = [*(launcher or [python]), str(DRIVER), *argv]
-    process = subprocess.run(command, capture_output=True, text=True, env=env or host_env(), cwd=cwd, timeout=600)
-    traces = {}
-    for line in process.stdout.splitlines():
-        if line.startswith("LR_TRACE "):
-            record = json.loads(line[len("LR_TRACE ") :])
-            traces[record["rank"]] = record
-    return process, traces
+    with tempfile.TemporaryDirectory() as trace_dir:
+        command = [*(launcher or [python]), str(DRIVER), "--trace_dir", trace_dir, *argv]
+        process = subprocess.run(command, capture_output=True, text=True, env=env or host_env(), cwd=cwd, timeout=600)
+        records = [json.loads(path.read_text()) for path in Path(trace_dir).glob("rank*.json")]
+    return process, {record["rank"]: record for record in records}

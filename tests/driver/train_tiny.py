@@ -6,8 +6,8 @@ parser from train_util's own argument functions -> parse_args -> read_config_fro
 epochs turned into steps -> get_scheduler_fix -> accelerator.prepare -> optional resume ->
 the step loop under ``accelerator.accumulate`` -> optional save_state.
 
-It prints one line ``LR_TRACE <json>``: per optimizer step, the LRs of both param groups
-(U-Net-like and text-encoder-like), read from the optimizer as the step uses them.
+Each process writes ``<trace_dir>/rank<N>.json``: per optimizer step, the LRs of both param
+groups (U-Net-like and text-encoder-like), read from the optimizer as the step uses them.
 """
 
 import argparse
@@ -27,11 +27,23 @@ def setup_parser():
     parser = argparse.ArgumentParser()
     train_util.add_training_arguments(parser, True)
     train_util.add_optimizer_arguments(parser)
+    parser.add_argument("--trace_dir", required=True, help="where each process writes its LR trace (driver only)")
     parser.add_argument("--samples", type=int, default=8, help="dataset size (driver only)")
-    parser.add_argument("--save_state_at", type=int, default=None, help="optimizer step to save the state at (driver only)")
+    parser.add_argument("--save_state_at", type=int, nargs="*", default=[], help="optimizer steps to save the state at (driver only)")
     parser.add_argument("--stop_at", type=int, default=None, help="optimizer step to stop at (driver only)")
     parser.add_argument("--start_at", type=int, default=0, help="optimizer step a resumed run starts at (driver only)")
     return parser
+
+
+class TinyNetwork(torch.nn.Module):
+    """Two parts with their own LRs, like a LoRA's U-Net and text-encoder modules."""
+
+    def __init__(self):
+        super().__init__()
+        self.unet, self.text_encoder = torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)
+
+    def forward(self, batch):
+        return (self.unet(batch) ** 2).mean() + (self.text_encoder(batch) ** 2).mean()
 
 
 def main():
@@ -42,10 +54,10 @@ def main():
 
     accelerator = Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps, cpu=True)
     set_seed(0)
-    unet, text_encoder = torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)
+    model = TinyNetwork()
     params = [
-        {"params": unet.parameters(), "lr": args.learning_rate},
-        {"params": text_encoder.parameters(), "lr": args.learning_rate / 2},
+        {"params": model.unet.parameters(), "lr": args.learning_rate},
+        {"params": model.text_encoder.parameters(), "lr": args.learning_rate / 2},
     ]
     optimizer = torch.optim.AdamW(params, lr=args.learning_rate)
     data = torch.utils.data.TensorDataset(torch.randn(args.samples, 4))
@@ -55,7 +67,6 @@ def main():
             len(dataloader) / accelerator.num_processes / args.gradient_accumulation_steps
         )
     lr_scheduler = train_util.get_scheduler_fix(args, optimizer, accelerator.num_processes)
-    model = torch.nn.ModuleList([unet, text_encoder])
     model, optimizer, dataloader, lr_scheduler = accelerator.prepare(model, optimizer, dataloader, lr_scheduler)
     if args.resume:
         accelerator.load_state(args.resume)
@@ -66,7 +77,7 @@ def main():
         for (batch,) in dataloader:
             with accelerator.accumulate(model):
                 lrs = [group["lr"] for group in optimizer.param_groups]
-                loss = sum((layer(batch) ** 2).mean() for layer in model)
+                loss = model(batch)
                 accelerator.backward(loss)
                 optimizer.step()
                 lr_scheduler.step()
@@ -74,17 +85,16 @@ def main():
             if accelerator.sync_gradients:
                 trace.append({"step": step, "lrs": lrs, "last_lr": list(lr_scheduler.get_last_lr())})
                 step += 1
-                if args.save_state and step == args.save_state_at:
+                if args.save_state and step in args.save_state_at:
                     accelerator.wait_for_everyone()
                     if accelerator.is_main_process:
                         accelerator.save_state(os.path.join(args.output_dir, f"state-{step}"))
                     accelerator.wait_for_everyone()
                 if step >= stop:
                     break
-    print(
-        "LR_TRACE " + json.dumps({"rank": accelerator.process_index, "scheduler": type(lr_scheduler.scheduler).__name__, "trace": trace}),
-        flush=True,
-    )
+    record = {"rank": accelerator.process_index, "scheduler": type(lr_scheduler.scheduler).__name__, "trace": trace}
+    with open(os.path.join(args.trace_dir, f"rank{accelerator.process_index}.json"), "w") as handle:
+        json.dump(record, handle)
     accelerator.end_training()
 
 
