@@ -22,8 +22,33 @@ HOOK_PREFIX = "sdsched_plugin:"
 # Stock sd-scripts names that --lr_scheduler_min_value floors (as NAME_floor) instead of ignoring.
 FLOORED_STOCK_NAMES = ("linear", "cosine", "cosine_with_restarts", "polynomial")
 MIN_VALUE_FLAG = "--lr_scheduler_min_value"
-# constructor key -> the sd-scripts flag (namespace attribute) that gives it
-KEY_DESTS = {"min_value": "lr_scheduler_min_value", "num_cycles": "lr_scheduler_num_cycles", "power": "lr_scheduler_power"}
+# Our flags besides the min value: the restart controls of cosine_with_restarts_floor, with help
+# in sd-scripts' style. Each is named --lr_scheduler_<key> after its constructor keyword.
+RESTART_FLAGS = {
+    "cycle_decay": (
+        "peak of restart cycle k = max(min value, G**k), 0 < G <= 1 (cosine_with_restarts_floor)"
+        " / k 番目のサイクルの山 = max(下限, G**k)、0 < G <= 1"
+    ),
+    "cycle_mul": (
+        "each restart cycle is C times as long as the one before, C >= 1 (cosine_with_restarts_floor)"
+        " / 各サイクルの長さを前のサイクルの C 倍にする(C >= 1)"
+    ),
+    "restart_warmup_steps": (
+        "linear ramp from the floor to the peak at each restart: steps, or a ratio (< 1) of the cycle"
+        " / リスタートごとに下限から山まで直線的に上げるステップ数、またはサイクル長に対する比率(1 未満)"
+    ),
+    "floor_mode": (
+        "rescale (default): floor + (peak - floor) * curve; clamp: max(floor, peak * curve)"
+        " / rescale(既定): 下限 + (山 - 下限) * カーブ、clamp: max(下限, 山 * カーブ)"
+    ),
+}
+# constructor key -> the namespace attribute of the flag that gives it
+KEY_DESTS = {
+    "min_value": "lr_scheduler_min_value",
+    "num_cycles": "lr_scheduler_num_cycles",
+    "power": "lr_scheduler_power",
+    **{key: f"lr_scheduler_{key}" for key in RESTART_FLAGS},
+}
 
 MIN_VALUE_HELP = (
     "minimum LR multiplier (the floor, 0-1, e.g. 0.5) for linear, cosine, cosine_with_restarts, polynomial"
@@ -66,6 +91,10 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     actions = parser._option_string_actions  # argparse has no public lookup by option string
     if MIN_VALUE_FLAG not in actions:
         parser.add_argument(MIN_VALUE_FLAG, type=argparse_type(options.min_value), default=None, help=MIN_VALUE_HELP)
+    for key, help_text in RESTART_FLAGS.items():
+        flag = options.OPTIONS[key].flag
+        if flag not in actions:
+            parser.add_argument(flag, type=argparse_type(options.OPTIONS[key].convert), default=None, help=help_text)
     scheduler = actions.get("--lr_scheduler")
     if scheduler is not None and scheduler.help and SCHEDULER_HELP_SUFFIX not in scheduler.help:
         scheduler.help += SCHEDULER_HELP_SUFFIX
@@ -143,14 +172,14 @@ def read_request(args) -> Request | None:
     if scheduler_type.startswith(HOOK_PREFIX):
         cls = registry.get(scheduler_type[len(HOOK_PREFIX) :], "--lr_scheduler_type")
     elif scheduler_type:
-        _warn_not_floored(min_value, f"--lr_scheduler_type={scheduler_type}")
+        _warn_not_floored(min_value, f"--lr_scheduler_type={scheduler_type}", args)
         return None
     elif registry.has(name):
         cls = registry.get(name)
     elif name in FLOORED_STOCK_NAMES and (min_value is not None or _min_value_in_scheduler_args(args)):
         cls = registry.get(name + "_floor")
     else:
-        _warn_not_floored(min_value, f"--lr_scheduler={name}")
+        _warn_not_floored(min_value, f"--lr_scheduler={name}", args)
         return None
 
     overrides = options.parse_key_values(getattr(args, "lr_scheduler_args", None) or [], cls.keys())
@@ -161,6 +190,7 @@ def read_request(args) -> Request | None:
             value = _value(args, dest, options.OPTIONS[key].convert)
             if value is not None:
                 values[key] = value
+    _warn_unused_restart_flags(args, cls)
     values.update({k: v for k, v in overrides.items() if k not in ("num_training_steps", "num_warmup_steps")})
     if "min_value" not in values:
         values["min_value"] = _fallback_min_value(args, cls)
@@ -193,7 +223,30 @@ def _fallback_min_value(args, cls) -> float:
     return ratio
 
 
-def _warn_not_floored(min_value, what: str) -> None:
+def _given_restart_keys(args) -> list[str]:
+    return [key for key in RESTART_FLAGS if getattr(args, KEY_DESTS[key], None) is not None]
+
+
+def _flags(keys) -> str:
+    return ", ".join(options.OPTIONS[key].flag for key in keys)
+
+
+def _warn_unused_restart_flags(args, cls) -> None:
+    unused = [key for key in _given_restart_keys(args) if key not in cls.keys()]
+    if unused:
+        warn_once(
+            f"sdsched-plugin: {_flags(unused)} only shape cosine_with_restarts_floor; no effect with {cls.name}"
+            f" / {_flags(unused)} は cosine_with_restarts_floor 専用です({cls.name} では使われません)"
+        )
+
+
+def _warn_not_floored(min_value, what: str, args=None) -> None:
+    restart_keys = _given_restart_keys(args) if args is not None else []
+    if restart_keys:
+        warn_once(
+            f"sdsched-plugin: {_flags(restart_keys)} have no effect with {what}: use"
+            f" --lr_scheduler=cosine_with_restarts_floor / {_flags(restart_keys)} は {what} では使われません"
+        )
     if min_value is not None:
         warn_once(
             f"sdsched-plugin: {MIN_VALUE_FLAG}={min_value} has no effect with {what}: it floors "

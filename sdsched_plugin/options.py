@@ -75,6 +75,19 @@ def training_steps(value: object, flag: str = "--max_train_steps") -> int:
     return _whole(flag, value, 1, "a whole number of steps >= 1", "1 以上の整数(ステップ数)を指定してください")
 
 
+def _steps_or_ratio(flag: str, value: object, allowed_en: str, allowed_ja: str) -> int | float:
+    """A whole number of steps (an int, or a number written without a decimal point), or a
+    ratio: a float from 0 to below 1."""
+    number = _number(flag, value, allowed_en, allowed_ja)
+    if number < 0:
+        raise OptionError(flag, value, allowed_en, allowed_ja)
+    if isinstance(value, int) or number == int(number) and not (isinstance(value, str) and "." in value):
+        return int(number)
+    if number >= 1.0:
+        raise OptionError(flag, value, allowed_en, allowed_ja)
+    return number
+
+
 def warmup(value: object, flag: str = "--lr_warmup_steps") -> int | float:
     """sd-scripts' ``--lr_warmup_steps``: a whole number of steps, or a ratio of the training steps
     given as a float below 1 or as "N%"."""
@@ -85,14 +98,39 @@ def warmup(value: object, flag: str = "--lr_warmup_steps") -> int | float:
         if not 0.0 <= ratio < 1.0:
             raise OptionError(flag, value, en, ja)
         return ratio
+    return _steps_or_ratio(flag, value, en, ja)
+
+
+def cycle_decay(value: object, flag: str = "--lr_scheduler_cycle_decay") -> float:
+    en, ja = "a number > 0 and <= 1 (the peak of cycle k is max(floor, G**k))", "0 より大きく 1 以下の数値(k 番目の山は max(下限, G**k))"
     number = _number(flag, value, en, ja)
-    if number < 0:
-        raise OptionError(flag, value, en, ja)
-    if isinstance(value, int) or number == int(number) and not (isinstance(value, str) and "." in value):
-        return int(number)
-    if number >= 1.0:
+    if not 0.0 < number <= 1.0:
         raise OptionError(flag, value, en, ja)
     return number
+
+
+def cycle_mul(value: object, flag: str = "--lr_scheduler_cycle_mul") -> float:
+    en, ja = "a number >= 1 (each cycle is C times as long as the one before)", "1 以上の数値(各サイクルの長さは前の C 倍)"
+    number = _number(flag, value, en, ja)
+    if number < 1.0:
+        raise OptionError(flag, value, en, ja)
+    return number
+
+
+def restart_warmup(value: object, flag: str = "--lr_scheduler_restart_warmup_steps") -> int | float:
+    """Whole steps, or a ratio (float < 1) of each cycle's length."""
+    en = "a whole number of steps >= 0, or a ratio of each cycle's length: a float < 1"
+    ja = "0 以上の整数(ステップ数)、または各サイクルの長さに対する比率(1 未満の小数)"
+    return _steps_or_ratio(flag, value, en, ja)
+
+
+def floor_mode(value: object, flag: str = "--lr_scheduler_floor_mode") -> str:
+    en = "rescale (floor + (peak - floor) * curve, the default) or clamp (max(floor, peak * curve))"
+    ja = "rescale(下限 + (山 - 下限) * カーブ、既定)または clamp(max(下限, 山 * カーブ))"
+    text = str(value).strip().lower() if isinstance(value, str) else None
+    if text not in ("rescale", "clamp"):
+        raise OptionError(flag, value, en, ja)
+    return text
 
 
 @dataclass(frozen=True)
@@ -116,6 +154,10 @@ OPTIONS = {
         Option("num_training_steps", "--max_train_steps", training_steps),
         Option("num_cycles", "--lr_scheduler_num_cycles", num_cycles),
         Option("power", "--lr_scheduler_power", power),
+        Option("cycle_decay", "--lr_scheduler_cycle_decay", cycle_decay),
+        Option("cycle_mul", "--lr_scheduler_cycle_mul", cycle_mul),
+        Option("restart_warmup_steps", "--lr_scheduler_restart_warmup_steps", restart_warmup),
+        Option("floor_mode", "--lr_scheduler_floor_mode", floor_mode),
     )
 }
 

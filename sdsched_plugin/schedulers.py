@@ -19,7 +19,7 @@ import torch
 from diffusers import optimization as stock_schedules
 from torch.optim.lr_scheduler import LambdaLR
 
-from . import options
+from . import cycles, options
 from .floor import Curve, floored_curve
 
 logger = logging.getLogger("sdsched_plugin")
@@ -71,7 +71,12 @@ class FloorScheduler(LambdaLR):
         merged = {"num_warmup_steps": 0, **cls.defaults, **kwargs}
         settings = {key: options.OPTIONS[key].read(value) for key, value in merged.items()}
         options.check_warmup_fits(settings["num_warmup_steps"], settings["num_training_steps"])
+        cls.check(settings)
         return {"name": cls.name, **settings}
+
+    @classmethod
+    def check(cls, settings: dict[str, Any]) -> None:
+        """Checks across values that a subclass adds (raise options.OptionError)."""
 
     @classmethod
     def stock(cls, settings: dict[str, Any]) -> Curve:
@@ -162,10 +167,28 @@ class CosineFloor(FloorScheduler):
 
 
 class CosineWithRestartsFloor(FloorScheduler):
+    """Floored cosine with hard restarts, and the restart controls of sd-scripts #73: a peak
+    decaying per cycle, cycles growing in length, a ramp at each restart, clamp or rescale.
+    With those at their defaults it is exactly diffusers' cosine_with_restarts, floored."""
+
     name = "cosine_with_restarts_floor"
     base_name = "cosine_with_restarts"
-    options = ("num_cycles",)
-    defaults = {"num_cycles": 1}
+    options = ("num_cycles", *cycles.PLAIN)
+    defaults = {"num_cycles": 1, **cycles.PLAIN}
+
+    @classmethod
+    def plain(cls, settings) -> bool:
+        return all(settings[key] == value for key, value in cycles.PLAIN.items())
+
+    @classmethod
+    def check(cls, settings):
+        if not cls.plain(settings):
+            cycles.plan(
+                settings["num_training_steps"] - settings["num_warmup_steps"],
+                settings["num_cycles"],
+                settings["cycle_mul"],
+                settings["restart_warmup_steps"],
+            )
 
     @classmethod
     def stock(cls, settings):
@@ -175,6 +198,27 @@ class CosineWithRestartsFloor(FloorScheduler):
             num_training_steps=settings["num_training_steps"],
             num_cycles=settings["num_cycles"],
         )
+
+    @classmethod
+    def curve(cls, settings):
+        if cls.plain(settings):
+            return super().curve(settings)
+        return cycles.restart_curve(
+            cosine_over,
+            settings["min_value"],
+            settings["num_warmup_steps"],
+            settings["num_training_steps"],
+            settings["num_cycles"],
+            cycle_decay=settings["cycle_decay"],
+            cycle_mul=settings["cycle_mul"],
+            restart_warmup=settings["restart_warmup_steps"],
+            floor_mode=settings["floor_mode"],
+        )
+
+
+def cosine_over(steps: int) -> Curve:
+    """diffusers' stock cosine decaying from 1 over ``steps`` steps: one cycle's curve."""
+    return stock_curve(stock_schedules.get_cosine_schedule_with_warmup, num_warmup_steps=0, num_training_steps=steps)
 
 
 class PolynomialFloor(FloorScheduler):

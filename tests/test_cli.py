@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from sdsched_plugin import cli
+from sdsched_plugin.cycles import PLAIN as PLAIN_RESTARTS
 
 
 def preview_json(argv, capsys):
@@ -110,6 +111,7 @@ def test_reads_a_kohya_gui_config_and_flags_override_it():
     assert result["steps"] == 1250 and result["lrs"] == [1.0, 1.0]
     assert schedule["settings"] == {
         "name": "cosine_with_restarts_floor",
+        **PLAIN_RESTARTS,
         "min_value": 0.5,
         "num_cycles": 3,
         "num_warmup_steps": 125,

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from conftest import host_env, run_driver
+from sdsched_plugin.cycles import PLAIN as PLAIN_RESTARTS
 
 LR = ["--learning_rate", "1e-3"]
 STEPS = 24
@@ -20,11 +21,16 @@ NAMES = {
     "cosine_with_restarts_floor": ["--lr_scheduler_num_cycles", "2"],
     "polynomial_floor": ["--lr_scheduler_power", "2"],
 }
+# the restart controls too: decay, growing cycles (restart at 12), a ramp at the restart
+RESTART_CONTROLS = ["--lr_scheduler_num_cycles", "2", "--lr_scheduler_cycle_decay", "0.7", "--lr_scheduler_cycle_mul", "1.5",
+                    "--lr_scheduler_restart_warmup_steps", "3"]  # fmt: skip
+CASES = {**{name: (name, extra) for name, extra in NAMES.items()}, "restart_controls": ("cosine_with_restarts_floor", RESTART_CONTROLS)}
 SAVE_AT = [2, 12]  # inside the warmup; after it, before the restart at 14
 
 
-def schedule(name, min_value="0.5", steps=STEPS):
-    return ["--lr_scheduler", name, "--lr_scheduler_min_value", min_value, *NAMES[name], "--max_train_steps", str(steps), "--lr_warmup_steps", "4", *LR]
+def schedule(case, min_value="0.5", steps=STEPS):
+    name, extra = CASES[case]
+    return ["--lr_scheduler", name, "--lr_scheduler_min_value", min_value, *extra, "--max_train_steps", str(steps), "--lr_warmup_steps", "4", *LR]
 
 
 def driver(argv, **kwargs):
@@ -37,7 +43,7 @@ def lrs(record):
     return [step["lrs"] for step in record["trace"]]
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 def test_resumed_run_uses_bit_identical_lrs(name, tmp_path):
     _, full = driver([*schedule(name), "--save_state", "--save_state_at", *map(str, SAVE_AT), "--output_dir", str(tmp_path)])
     reference = lrs(full[0])
@@ -52,7 +58,7 @@ def test_resumed_run_uses_bit_identical_lrs(name, tmp_path):
 def test_saved_state_is_plain_data_that_loads_with_weights_only(tmp_path):
     driver([*schedule("cosine_with_restarts_floor"), "--save_state", "--save_state_at", "5", "--output_dir", str(tmp_path)])
     state = torch.load(tmp_path / "state-5" / "scheduler.bin", weights_only=True)
-    assert state["sdsched"] == {"name": "cosine_with_restarts_floor", "min_value": 0.5, "num_cycles": 2, "num_warmup_steps": 4, "num_training_steps": STEPS}
+    assert state["sdsched"] == {"name": "cosine_with_restarts_floor", **PLAIN_RESTARTS, "min_value": 0.5, "num_cycles": 2, "num_warmup_steps": 4, "num_training_steps": STEPS}
     assert state["last_epoch"] == 5 and state["lr_lambdas"] == [None, None]
 
 

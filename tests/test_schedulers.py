@@ -7,6 +7,7 @@ import torch
 from diffusers import optimization as stock
 
 from sdsched_plugin.schedulers import CosineFloor, CosineWithRestartsFloor, FloorScheduler, LinearFloor, PolynomialFloor
+from sdsched_plugin.cycles import PLAIN as PLAIN_RESTARTS
 
 UNET_LR, TE_LR = 1e-4, 5e-5
 
@@ -133,6 +134,7 @@ def test_is_a_torch_lr_scheduler_with_a_plain_state():
     assert state["lr_lambdas"] == [None, None]
     assert state["sdsched"] == {
         "name": "cosine_with_restarts_floor",
+        **PLAIN_RESTARTS,
         "min_value": 0.5,
         "num_warmup_steps": 0,
         "num_training_steps": 10,

@@ -10,6 +10,7 @@ import torch
 
 from sdsched_plugin import sd_scripts
 from sdsched_plugin.schedulers import CosineFloor, CosineWithRestartsFloor, LinearFloor, PolynomialFloor
+from sdsched_plugin.cycles import PLAIN as PLAIN_RESTARTS
 
 LR = 1e-3
 
@@ -186,7 +187,7 @@ def test_hook_form_takes_steps_from_sd_scripts_and_its_args_override_the_flags(s
     scheduler = train_util.get_scheduler_fix(args, opt, 2)  # warmup is allowed here, unlike sd-scripts' custom types
     assert isinstance(scheduler, CosineWithRestartsFloor)
     assert scheduler.sdsched == {
-        "name": "cosine_with_restarts_floor",
+        "name": "cosine_with_restarts_floor", **PLAIN_RESTARTS,
         "min_value": 0.5,
         "num_cycles": 2,
         "num_training_steps": 100,
@@ -249,7 +250,7 @@ def test_kohya_gui_config_with_the_floor_in_its_extra_fields(sd_parse, train_uti
     # "Additional parameters" box: on the command line, after --config_file
     args = sd_parse(["--config_file", write_toml(tmp_path, gui_config), "--lr_scheduler_min_value=0.5"])
     scheduler = train_util.get_scheduler_fix(args, optimizer(), 1)
-    assert scheduler.sdsched == {"name": "cosine_with_restarts_floor", "min_value": 0.5, "num_cycles": 3, "num_warmup_steps": 125, "num_training_steps": 1250}
+    assert scheduler.sdsched == {"name": "cosine_with_restarts_floor", **PLAIN_RESTARTS, "min_value": 0.5, "num_cycles": 3, "num_warmup_steps": 125, "num_training_steps": 1250}
     # "LR scheduler extra arguments" box: a list in the TOML
     config = write_toml(tmp_path, gui_config.replace("lr_scheduler_args = []", 'lr_scheduler_args = [ "min_value=0.4",]'))
     scheduler = train_util.get_scheduler_fix(sd_parse(["--config_file", config]), optimizer(), 1)

@@ -1,0 +1,104 @@
+"""Restart controls for cosine with restarts: pure math, standard library only.
+
+sd-scripts #73 asks for cycles whose peak decays, cycles of growing length and a warmup at
+each restart, on top of a floor. Here:
+
+- ``cycle_lengths``: the decaying part of the run split into whole-step cycles, each
+  ``cycle_mul`` times as long as the one before; the rounding goes to the last cycle, so the
+  cycles fill the run exactly and none starts on the last step.
+- ``restart_curve``: inside cycle ``k`` the stock cosine (given by the caller, from diffusers),
+  lifted between the floor and the cycle's peak ``max(floor, cycle_decay ** k)``, after a
+  linear ramp from the floor to that peak at each restart.
+
+The multiplier never leaves [floor, peak of its cycle] after the first warmup, never rises
+inside a cycle after its ramp, and stays at the floor from the last scheduled step on.
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Callable
+
+from .floor import Curve
+from .options import OptionError
+
+RESCALE = "rescale"
+# restart settings that give exactly sd-scripts' cosine_with_restarts shape (then floored)
+PLAIN = {"cycle_decay": 1.0, "cycle_mul": 1.0, "restart_warmup_steps": 0, "floor_mode": RESCALE}
+
+
+def cycle_lengths(decay_steps: int, num_cycles: int, cycle_mul: float) -> list[int]:
+    """Whole-step lengths of ``num_cycles`` cycles, growing by ``cycle_mul``, summing to
+    ``decay_steps``. Each cycle but the last is its geometric share rounded, at least one step,
+    and never so long that a later cycle would get none; the last takes the rest."""
+    if decay_steps < num_cycles:
+        raise OptionError(
+            "--lr_scheduler_num_cycles",
+            num_cycles,
+            f"at most one cycle per step after warmup ({decay_steps} steps)",
+            f"ウォームアップ後のステップ数({decay_steps})以下のサイクル数",
+        )
+    if cycle_mul == 1.0:
+        first = decay_steps / num_cycles
+    else:
+        first = decay_steps * (cycle_mul - 1.0) / (cycle_mul**num_cycles - 1.0)
+    lengths: list[int] = []
+    for k in range(num_cycles - 1):
+        room = decay_steps - sum(lengths) - (num_cycles - 1 - k)  # leave a step for each later cycle
+        lengths.append(min(room, max(1, round(first * cycle_mul**k))))
+    return lengths + [decay_steps - sum(lengths)]
+
+
+def ramp_steps(restart_warmup: int | float, length: int) -> int:
+    """A restart ramp given as steps, or as a ratio (float < 1) of the cycle's length."""
+    return int(restart_warmup * length) if isinstance(restart_warmup, float) else int(restart_warmup)
+
+
+def plan(decay_steps: int, num_cycles: int, cycle_mul: float, restart_warmup: int | float) -> tuple[list, list, list]:
+    """(first step of each cycle counted from the warmup end, lengths, restart ramp lengths)."""
+    lengths = cycle_lengths(decay_steps, num_cycles, cycle_mul)
+    offsets = [sum(lengths[:k]) for k in range(num_cycles)]
+    ramps = [0] + [ramp_steps(restart_warmup, length) for length in lengths[1:]]
+    for k, (length, ramp) in enumerate(zip(lengths, ramps)):
+        if ramp >= length:
+            raise OptionError(
+                "--lr_scheduler_restart_warmup_steps",
+                restart_warmup,
+                f"a ramp shorter than every cycle (cycle {k + 1} has {length} steps)",
+                f"どのサイクルよりも短いウォームアップ(サイクル {k + 1} は {length} ステップ)",
+            )
+    return offsets, lengths, ramps
+
+
+def restart_curve(
+    stock_cosine: Callable[[int], Curve],
+    min_value: float,
+    num_warmup_steps: int,
+    num_training_steps: int,
+    num_cycles: int,
+    cycle_decay: float = 1.0,
+    cycle_mul: float = 1.0,
+    restart_warmup: int | float = 0,
+    floor_mode: str = RESCALE,
+) -> Curve:
+    """``step -> multiplier``. ``stock_cosine(n)`` is the stock cosine decaying over ``n`` steps
+    (1 at step 0, towards 0 at step n); ``num_warmup_steps`` is the first warmup, from 0."""
+    offsets, lengths, ramps = plan(num_training_steps - num_warmup_steps, num_cycles, cycle_mul, restart_warmup)
+    starts = [num_warmup_steps + offset for offset in offsets]
+    peaks = [max(min_value, cycle_decay**k) for k in range(num_cycles)]
+    curves = [stock_cosine(length - ramp) for length, ramp in zip(lengths, ramps)]
+    rescale = floor_mode == RESCALE
+
+    def multiplier(step: int) -> float:
+        if step < num_warmup_steps:
+            return step / max(1, num_warmup_steps)  # sd-scripts' warmup, unchanged
+        if step >= num_training_steps:
+            return min_value
+        k = bisect.bisect_right(starts, step) - 1
+        local, ramp, peak = step - starts[k], ramps[k], peaks[k]
+        if local < ramp:
+            return min_value + (peak - min_value) * local / ramp
+        f = curves[k](local - ramp)
+        return min_value + (peak - min_value) * f if rescale else max(min_value, peak * f)
+
+    return multiplier
