@@ -56,6 +56,7 @@ def sd_parse(train_util, monkeypatch):
 def host_env(**extra):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HOST_DIR), env.get("PYTHONPATH")]))
+    env["COLUMNS"] = "1000"  # sd-scripts logs through rich, which wraps lines at the terminal width
     env.update(extra)
     return env
 

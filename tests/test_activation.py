@@ -146,7 +146,7 @@ def test_the_patch_activates_the_plugin_where_pth_files_are_skipped(wheel_venv, 
     purelib = next(wheel_venv.parent.parent.glob("lib/python*/site-packages"))
     # python -S: no site module, so no .pth file runs, as in an embeddable build with a ._pth file
     path = os.pathsep.join([str(host), str(purelib), *site.getsitepackages()])
-    code = "import sys, library.train_util as t; from sdsched_plugin import sd_scripts; print(sd_scripts.is_installed(t), 'site' in sys.modules)"
+    code = "import sys, library.train_util as t; from sdsched_plugin import sd_scripts; print(sd_scripts.is_installed(t), sys.flags.no_site)"
     out = subprocess.run([str(wheel_venv), "-S", "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path}, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["True", "False"]
+    assert out.stdout.split() == ["True", "1"]
