@@ -47,12 +47,13 @@ def test_patch_is_installed_once_and_keeps_the_originals(train_util):
 
 
 def test_uninstall_restores_and_is_idempotent(train_util):
-    originals = {name: getattr(train_util, name).__wrapped__ for name in sd_scripts.WRAPPERS}
+    names = [patch.name for patch in sd_scripts.patches(train_util)]
+    originals = {name: getattr(train_util, name).__wrapped__ for name in names}
     try:
         sd_scripts.uninstall()
-        assert {name: getattr(train_util, name) for name in sd_scripts.WRAPPERS} == originals
+        assert {name: getattr(train_util, name) for name in names} == originals
         sd_scripts.uninstall()  # nothing left to undo
-        assert {name: getattr(train_util, name) for name in sd_scripts.WRAPPERS} == originals
+        assert {name: getattr(train_util, name) for name in names} == originals
     finally:
         sd_scripts.install(train_util)
     assert sd_scripts.is_installed(train_util)

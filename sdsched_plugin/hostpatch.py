@@ -1,0 +1,129 @@
+"""Patching the functions of a host trainer, for every host of the sd-scripts family.
+
+One job: the install/uninstall pair. A host module (``sd_scripts``, ``musubi``) lists its
+``Patch`` entries: which function of which module or class, the parameters it must have,
+and which of the three wrappers below goes around it. ``install`` checks every target
+before touching any (a package named ``library`` or ``musubi_tuner`` could be anything),
+skips what is already patched (a .pth seen twice, a second call), and records the original
+on an undo stack; ``uninstall`` restores in reverse order and empties the stack.
+
+The wrappers say where a host asks for a schedule; what the flags mean is in ``arguments``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+from . import arguments
+
+logger = logging.getLogger("sdsched_plugin")
+
+
+def add_flags_after(original, parser, *rest, **kwargs):
+    """Around the host's function that adds the scheduler flags: ours join them."""
+    result = original(parser, *rest, **kwargs)
+    arguments.add_flags(parser)
+    return result
+
+
+def check_after_reading_config(original, args, parser):
+    """Around the host's read_config_from_file, which every training script calls right after
+    parsing (TOML or not): the first place all values are known and the model is not loaded."""
+    args = original(args, parser)
+    try:
+        arguments.check_args(args)
+    except ValueError as error:  # options.OptionError, registry.UnknownSchedule
+        parser.error(str(error))  # argparse's way: usage, the message, exit status 2
+    return args
+
+
+def build_or_delegate(original, args, optimizer, num_processes):
+    """Around the host's scheduler factory: a floored schedule, or the host's own for anything
+    that is not ours (schedule-free dummy, adafactor, custom types, piecewise_constant, ...)."""
+    request = arguments.read_request(args)
+    if request is None:
+        return original(args, optimizer, num_processes)
+    logger.info(f"sdsched-plugin: {request.name} {request.kwargs(num_processes)}")
+    return request.build(optimizer, num_processes)
+
+
+@dataclass(frozen=True)
+class Patch:
+    owner: object  # the module or class that holds the function
+    name: str
+    params: tuple[str, ...]  # the positional parameters the host's own function has
+    wrapper: Callable
+    method: bool = False  # an instance method: the wrapper gets it bound, so it reads like a function
+
+    def original(self):
+        function = getattr(self.owner, self.name, None)
+        while hasattr(function, "__wrapped__"):  # our own wrapper (or another patcher's) from before
+            function = function.__wrapped__
+        return function
+
+    def mismatch(self) -> str | None:
+        code = getattr(self.original(), "__code__", None)
+        if code is None:
+            return f"it has no function {self.name}()"
+        if code.co_varnames[: code.co_argcount] != self.params:
+            return f"{self.name}{code.co_varnames[: code.co_argcount]} does not take {self.params}"
+        return None
+
+    def is_applied(self) -> bool:
+        return getattr(getattr(self.owner, self.name, None), "sdsched_patched", False)
+
+    def patched(self):
+        original, wrapper = getattr(self.owner, self.name), self.wrapper
+        if self.method:
+
+            @functools.wraps(original)  # keeps name, doc and __wrapped__ = original
+            def patched(instance, *args, **kwargs):
+                return wrapper(functools.partial(original, instance), *args, **kwargs)
+
+        else:
+
+            @functools.wraps(original)
+            def patched(*args, **kwargs):
+                return wrapper(original, *args, **kwargs)
+
+        patched.sdsched_patched = True
+        return patched
+
+
+# (owner, name, original, our wrapper): uninstall() restores in reverse order
+_undo: list[tuple[object, str, object, object]] = []
+
+
+def install(patches: list[Patch], host: str) -> bool:
+    """Apply every patch, or none: returns False, with one warning, when a target is not what
+    the host's own code looks like."""
+    for patch in patches:
+        why = patch.mismatch()
+        if why is not None:
+            logger.warning(f"sdsched-plugin: {getattr(patch.owner, '__name__', patch.owner)} is not {host} ({why}); not patched")
+            return False
+    for patch in patches:
+        if patch.is_applied():
+            continue
+        original, wrapped = getattr(patch.owner, patch.name), patch.patched()
+        setattr(patch.owner, patch.name, wrapped)
+        _undo.append((patch.owner, patch.name, original, wrapped))
+    return True
+
+
+def uninstall() -> None:
+    """Restore every original. Idempotent: the stack is emptied, a second call does nothing.
+    An attribute replaced since (by a reload, or by someone else) is left alone."""
+    while _undo:
+        owner, name, original, wrapped = _undo.pop()
+        if getattr(owner, name, None) is wrapped:
+            setattr(owner, name, original)
+
+
+def is_installed(patches: list[Patch]) -> bool:
+    return all(patch.is_applied() for patch in patches)
+
+
