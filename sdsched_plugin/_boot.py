@@ -16,6 +16,8 @@ import sys
 # host module -> (our module, function taking the host module) that patches it
 HOOKS = {
     "library.train_util": ("sdsched_plugin.sd_scripts", "activate"),
+    "musubi_tuner.training.parser_common": ("sdsched_plugin.musubi", "activate_parser_common"),
+    "musubi_tuner.training.trainer_base": ("sdsched_plugin.musubi", "activate_trainer_base"),
 }
 
 OFF_SWITCH = "SDSCHED_PLUGIN_DISABLE"

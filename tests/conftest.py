@@ -5,6 +5,7 @@ import argparse
 import importlib
 import json
 import os
+import site
 import subprocess
 import sys
 import tempfile
@@ -18,10 +19,16 @@ STANDIN = TESTS / "standin"
 DRIVER = TESTS / "driver" / "train_tiny.py"
 SD_SCRIPTS_DIR = Path(os.environ["SD_SCRIPTS_DIR"]).resolve() if os.environ.get("SD_SCRIPTS_DIR") else None
 HOST_DIR = SD_SCRIPTS_DIR or STANDIN
+MUSUBI_TUNER_DIR = Path(os.environ["MUSUBI_TUNER_DIR"]).resolve() if os.environ.get("MUSUBI_TUNER_DIR") else None
+# musubi-tuner keeps its package under src/
+MUSUBI_DIR = (MUSUBI_TUNER_DIR / "src" if (MUSUBI_TUNER_DIR / "src").is_dir() else MUSUBI_TUNER_DIR) if MUSUBI_TUNER_DIR else TESTS / "standin_musubi"
 
 
 def pytest_report_header(config):
-    return f"sd-scripts: {SD_SCRIPTS_DIR or 'stand-in (set SD_SCRIPTS_DIR for a real checkout)'}"
+    return [
+        f"sd-scripts: {SD_SCRIPTS_DIR or 'stand-in (set SD_SCRIPTS_DIR for a real checkout)'}",
+        f"musubi-tuner: {MUSUBI_TUNER_DIR or 'stand-in (set MUSUBI_TUNER_DIR for a real checkout)'}",
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +62,7 @@ def sd_parse(train_util, monkeypatch):
 
 def host_env(**extra):
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HOST_DIR), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HOST_DIR), str(MUSUBI_DIR), env.get("PYTHONPATH")]))
     env["COLUMNS"] = "1000"  # sd-scripts logs through rich, which wraps lines at the terminal width
     env.update(extra)
     return env
@@ -68,3 +75,24 @@ def run_driver(argv, python=sys.executable, launcher=None, env=None, cwd=None):
         process = subprocess.run(command, capture_output=True, text=True, env=env or host_env(), cwd=cwd, timeout=600)
         records = [json.loads(path.read_text()) for path in Path(trace_dir).glob("rank*.json")]
     return process, {record["rank"]: record for record in records}
+
+
+@pytest.fixture(scope="session")
+def wheel_venv(tmp_path_factory):
+    """A fresh venv with the wheel built from this checkout. torch and the rest come from the
+    test environment through a plain path line (a path added that way is not scanned for
+    .pth files, so the test environment's own copy of the plugin stays inactive)."""
+    root = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(root / "dist"), str(REPO)],
+        check=True,
+    )
+    wheel = next((root / "dist").glob("sdsched_plugin-*.whl"))
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    purelib = Path(subprocess.check_output([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True).strip())
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(purelib), str(wheel)], check=True)
+    (purelib / "_sdsched_test_deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    assert (purelib / "sdsched_plugin.pth").is_file(), "the wheel must ship the startup hook"
+    return python

@@ -16,27 +16,6 @@ from conftest import HOST_DIR, REPO, host_env, run_driver
 FORBIDDEN_AT_STARTUP = ("torch", "diffusers", "importlib.metadata", "importlib.abc", "importlib.util", "logging")
 
 
-@pytest.fixture(scope="session")
-def wheel_venv(tmp_path_factory):
-    """A fresh venv with the wheel built from this checkout. torch and the rest come from the
-    test environment through a plain path line (a path added that way is not scanned for
-    .pth files, so the test environment's own copy of the plugin stays inactive)."""
-    root = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(root / "dist"), str(REPO)],
-        check=True,
-    )
-    wheel = next((root / "dist").glob("sdsched_plugin-*.whl"))
-    venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    purelib = Path(subprocess.check_output([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True).strip())
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(purelib), str(wheel)], check=True)
-    (purelib / "_sdsched_test_deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-    assert (purelib / "sdsched_plugin.pth").is_file(), "the wheel must ship the startup hook"
-    return python
-
-
 def run(python, code, **env):
     environment = {k: v for k, v in os.environ.items() if k != "SDSCHED_PLUGIN_DISABLE"}
     environment.update(env)

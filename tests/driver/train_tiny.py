@@ -1,7 +1,9 @@
 """A tiny training script in the shape of sd-scripts' train_network.py ``__main__`` and
-``train()``, run against the stand-in or a real sd-scripts checkout (``library`` on sys.path):
+``train()``, run against the stand-in or a real sd-scripts checkout (``library`` on sys.path),
+or, with ``TINY_HOST=musubi``, in the shape of a musubi-tuner ``*_train_network.py``
+(``musubi_tuner`` on sys.path):
 
-parser from train_util's own argument functions -> parse_args -> read_config_from_file ->
+parser from the host's own argument functions -> parse_args -> read_config_from_file ->
 "MODEL LOADING" marker (everything after it is where a real run has spent minutes) ->
 epochs turned into steps -> get_scheduler_fix -> accelerator.prepare -> optional resume ->
 the step loop under ``accelerator.accumulate`` -> optional save_state.
@@ -20,13 +22,35 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-import library.train_util as train_util
+MUSUBI = os.environ.get("TINY_HOST") == "musubi"
+if MUSUBI:  # the names musubi-tuner's scripts import
+    from musubi_tuner.training.parser_common import read_config_from_file, setup_parser_common
+    from musubi_tuner.training.trainer_base import NetworkTrainer
+else:
+    import library.train_util as train_util
 
 
-def setup_parser():
+def host_parser():
+    if MUSUBI:
+        return setup_parser_common()
     parser = argparse.ArgumentParser()
     train_util.add_training_arguments(parser, True)
     train_util.add_optimizer_arguments(parser)
+    return parser
+
+
+def host_read_config(args, parser):
+    return read_config_from_file(args, parser) if MUSUBI else train_util.read_config_from_file(args, parser)
+
+
+def host_scheduler(args, optimizer, num_processes):
+    if MUSUBI:
+        return NetworkTrainer().get_lr_scheduler(args, optimizer, num_processes)
+    return train_util.get_scheduler_fix(args, optimizer, num_processes)
+
+
+def setup_parser():
+    parser = host_parser()
     parser.add_argument("--trace_dir", required=True, help="where each process writes its LR trace (driver only)")
     parser.add_argument("--samples", type=int, default=8, help="dataset size (driver only)")
     parser.add_argument("--save_state_at", type=int, nargs="*", default=[], help="optimizer steps to save the state at (driver only)")
@@ -49,7 +73,7 @@ class TinyNetwork(torch.nn.Module):
 def main():
     parser = setup_parser()
     args = parser.parse_args()
-    args = train_util.read_config_from_file(args, parser)
+    args = host_read_config(args, parser)
     print("MODEL LOADING", flush=True)
 
     accelerator = Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps, cpu=True)
@@ -66,7 +90,7 @@ def main():
         args.max_train_steps = args.max_train_epochs * math.ceil(
             len(dataloader) / accelerator.num_processes / args.gradient_accumulation_steps
         )
-    lr_scheduler = train_util.get_scheduler_fix(args, optimizer, accelerator.num_processes)
+    lr_scheduler = host_scheduler(args, optimizer, accelerator.num_processes)
     model, optimizer, dataloader, lr_scheduler = accelerator.prepare(model, optimizer, dataloader, lr_scheduler)
     if args.resume:
         accelerator.load_state(args.resume)
