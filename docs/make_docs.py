@@ -18,6 +18,18 @@ PLOTS = {
     "linear_floor-vs-stock": ["--lr_scheduler=linear_floor", "--lr_scheduler_min_value=0.5", "--lr_warmup_steps=0.1", "--compare=linear"],
     "polynomial_floor-vs-stock": ["--lr_scheduler=polynomial_floor", "--lr_scheduler_min_value=0.5", "--lr_scheduler_power=2",
                                   "--compare=polynomial,polynomial_floor:power=0.5"],
+    # the restart controls (sd-scripts #73), each against the plain floored restarts
+    "restarts-cycle_decay": ["--lr_scheduler=cosine_with_restarts_floor", "--lr_scheduler_min_value=0.3", "--lr_scheduler_num_cycles=3",
+                             "--lr_scheduler_cycle_decay=0.5", "--compare=cosine_with_restarts_floor:cycle_decay=1.0"],
+    "restarts-cycle_mul": ["--lr_scheduler=cosine_with_restarts_floor", "--lr_scheduler_min_value=0.3", "--lr_scheduler_num_cycles=3",
+                           "--lr_scheduler_cycle_mul=2", "--compare=cosine_with_restarts_floor:cycle_mul=1.0"],
+    "restarts-restart_warmup": ["--lr_scheduler=cosine_with_restarts_floor", "--lr_scheduler_min_value=0.3", "--lr_scheduler_num_cycles=3",
+                                "--lr_warmup_steps=0.05", "--lr_scheduler_restart_warmup_steps=0.15"],
+    "restarts-floor_mode": ["--lr_scheduler=cosine_with_restarts_floor", "--lr_scheduler_min_value=0.3", "--lr_scheduler_num_cycles=2",
+                            "--lr_scheduler_floor_mode=clamp", "--compare=cosine_with_restarts_floor:floor_mode=rescale"],
+    "restarts-all": ["--lr_scheduler=cosine_with_restarts_floor", "--lr_scheduler_min_value=0.3", "--lr_scheduler_num_cycles=4",
+                     "--lr_warmup_steps=0.05", "--lr_scheduler_cycle_decay=0.8", "--lr_scheduler_cycle_mul=1.5",
+                     "--lr_scheduler_restart_warmup_steps=0.1", "--compare=cosine_with_restarts"],
 }  # fmt: skip
 
 # the wiki's open question: how much more LR (or how many more steps) to match constant?

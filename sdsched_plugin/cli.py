@@ -14,8 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 
-from . import arguments, options, registry, stats
+from . import arguments, cycles, options, registry, stats
 
 STOCK_NAMES = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
 PLOT_HINT = "--plot needs matplotlib: pip install 'sdsched-plugin[plot]' / --plot には matplotlib が必要です"
@@ -128,8 +129,10 @@ def schedule_variants(args) -> list[tuple[str, argparse.Namespace]]:
         name, *pairs = entry.strip().split(":")
         variant = argparse.Namespace(**vars(args))
         variant.lr_scheduler, variant.lr_scheduler_type, variant.lr_scheduler_args = name, "", []
-        if not registry.has(name):
+        if not registry.has(name):  # the stock curve: none of our flags
             variant.lr_scheduler_min_value = None
+            for key in arguments.RESTART_FLAGS:
+                setattr(variant, arguments.KEY_DESTS[key], None)
         for pair in pairs:
             key, _, value = pair.partition("=")
             if key == "min_value":
@@ -215,13 +218,17 @@ def preview(args) -> dict:
     return {"steps": args.max_train_steps, "steps_per_epoch": args.steps_per_epoch, "lrs": lrs, "schedules": schedules}
 
 
+def describe(settings: dict) -> str:
+    """The settings that shape the curve: restart controls only where they differ from the plain restarts."""
+    return ", ".join(f"{k}={v}" for k, v in settings.items() if k != "name" and cycles.PLAIN.get(k, object()) != v)
+
+
 def render_text(result: dict) -> str:
     lrs, per_epoch = result["lrs"], result["steps_per_epoch"]
     lines = [f"{result['steps']} steps" + (f" ({per_epoch} per epoch)" if per_epoch else "") + f", base LR {', '.join(f'{lr:g}' for lr in lrs)}"]
     for schedule in result["schedules"]:
         summary = schedule["summary"]
-        settings = ", ".join(f"{k}={v}" for k, v in schedule["settings"].items() if k != "name")
-        lines += ["", f"== {schedule['label']}  ({settings})", f"  {'step':>8} {'epoch':>6}  {'':12} {'multiplier':>10}  LR"]
+        lines += ["", f"== {schedule['label']}  ({describe(schedule['settings'])})", f"  {'step':>8} {'epoch':>6}  {'':12} {'multiplier':>10}  LR"]
         for key in summary.key_steps:
             epoch = key.step // per_epoch + 1 if per_epoch else "-"
             lr_text = ", ".join(f"{lr * key.multiplier:.3e}" for lr in lrs)
@@ -270,9 +277,8 @@ def plot(result: dict, path: str, size: str) -> None:
     if result["steps_per_epoch"]:
         for boundary in range(result["steps_per_epoch"], result["steps"], result["steps_per_epoch"]):
             axes.axvline(boundary, color="grey", linewidth=0.6, linestyle=":")
-    first = result["schedules"][0]["settings"]
-    settings = ", ".join(f"{k}={v}" for k, v in first.items() if k not in ("name",))
-    axes.set_title(f"{result['schedules'][0]['label']}: {settings}", fontsize=10)
+    title = f"{result['schedules'][0]['label']}: {describe(result['schedules'][0]['settings'])}"
+    axes.set_title(textwrap.fill(title, width=int(width / 8)), fontsize=10)
     axes.set_xlabel("optimizer step" + (" (dotted lines: epochs)" if result["steps_per_epoch"] else ""))
     axes.set_ylabel("learning rate")
     axes.set_ylim(bottom=0)
