@@ -45,6 +45,11 @@ class FloorScheduler(LambdaLR):
     base_name: ClassVar[str]
     options: ClassVar[tuple[str, ...]] = ()
     defaults: ClassVar[dict[str, Any]] = {}
+    # the diffusers.optimization function of the stock curve, the settings it takes besides the
+    # step counts, and keywords fixed for the floor
+    stock_function: ClassVar[staticmethod]
+    stock_keys: ClassVar[tuple[str, ...]] = ()
+    stock_fixed: ClassVar[dict[str, Any]] = {}
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
@@ -80,7 +85,14 @@ class FloorScheduler(LambdaLR):
 
     @classmethod
     def stock(cls, settings: dict[str, Any]) -> Curve:
-        raise NotImplementedError
+        """The stock curve of the same name, from diffusers."""
+        return stock_curve(
+            cls.stock_function,
+            num_warmup_steps=settings["num_warmup_steps"],
+            num_training_steps=settings["num_training_steps"],
+            **{key: settings[key] for key in cls.stock_keys},
+            **cls.stock_fixed,
+        )
 
     @classmethod
     def curve(cls, settings: dict[str, Any]) -> Curve:
@@ -143,27 +155,13 @@ def describe_changes(saved: dict | None, current: dict, saved_base_lrs, base_lrs
 class LinearFloor(FloorScheduler):
     name = "linear_floor"
     base_name = "linear"
-
-    @classmethod
-    def stock(cls, settings):
-        return stock_curve(
-            stock_schedules.get_linear_schedule_with_warmup,
-            num_warmup_steps=settings["num_warmup_steps"],
-            num_training_steps=settings["num_training_steps"],
-        )
+    stock_function = staticmethod(stock_schedules.get_linear_schedule_with_warmup)
 
 
 class CosineFloor(FloorScheduler):
     name = "cosine_floor"
     base_name = "cosine"
-
-    @classmethod
-    def stock(cls, settings):
-        return stock_curve(
-            stock_schedules.get_cosine_schedule_with_warmup,
-            num_warmup_steps=settings["num_warmup_steps"],
-            num_training_steps=settings["num_training_steps"],
-        )
+    stock_function = staticmethod(stock_schedules.get_cosine_schedule_with_warmup)
 
 
 class CosineWithRestartsFloor(FloorScheduler):
@@ -175,6 +173,8 @@ class CosineWithRestartsFloor(FloorScheduler):
     base_name = "cosine_with_restarts"
     options = ("num_cycles", *cycles.PLAIN)
     defaults = {"num_cycles": 1, **cycles.PLAIN}
+    stock_function = staticmethod(stock_schedules.get_cosine_with_hard_restarts_schedule_with_warmup)
+    stock_keys = ("num_cycles",)
 
     @classmethod
     def plain(cls, settings) -> bool:
@@ -189,15 +189,6 @@ class CosineWithRestartsFloor(FloorScheduler):
                 settings["cycle_mul"],
                 settings["restart_warmup_steps"],
             )
-
-    @classmethod
-    def stock(cls, settings):
-        return stock_curve(
-            stock_schedules.get_cosine_with_hard_restarts_schedule_with_warmup,
-            num_warmup_steps=settings["num_warmup_steps"],
-            num_training_steps=settings["num_training_steps"],
-            num_cycles=settings["num_cycles"],
-        )
 
     @classmethod
     def curve(cls, settings):
@@ -226,15 +217,8 @@ class PolynomialFloor(FloorScheduler):
     base_name = "polynomial"
     options = ("power",)
     defaults = {"power": 1.0}
-
-    @classmethod
-    def stock(cls, settings):
-        # The floor takes the place of lr_end: the stock curve decays to 0 and is then lifted,
-        # so the floored curve ends exactly at min_value.
-        return stock_curve(
-            stock_schedules.get_polynomial_decay_schedule_with_warmup,
-            num_warmup_steps=settings["num_warmup_steps"],
-            num_training_steps=settings["num_training_steps"],
-            lr_end=0.0,
-            power=settings["power"],
-        )
+    stock_function = staticmethod(stock_schedules.get_polynomial_decay_schedule_with_warmup)
+    stock_keys = ("power",)
+    # The floor takes the place of lr_end: the stock curve decays to 0 and is then lifted,
+    # so the floored curve ends exactly at min_value.
+    stock_fixed = {"lr_end": 0.0}

@@ -60,6 +60,24 @@ def sd_parse(train_util, monkeypatch):
     return parse
 
 
+def two_group_optimizer(unet_lr=1e-3, text_encoder_lr=5e-4):
+    """U-Net and text-encoder param groups with different LRs, as the trainers build them."""
+    import torch
+
+    unet, text_encoder = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    return torch.optim.AdamW([{"params": unet.parameters(), "lr": unet_lr}, {"params": text_encoder.parameters(), "lr": text_encoder_lr}])
+
+
+def lr_trace(scheduler, optimizer, steps):
+    """The LRs of each param group used at each optimizer step, read from the optimizer."""
+    trace = []
+    for _ in range(steps):
+        trace.append([group["lr"] for group in optimizer.param_groups])
+        optimizer.step()
+        scheduler.step()
+    return trace
+
+
 def host_env(**extra):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HOST_DIR), str(MUSUBI_DIR), env.get("PYTHONPATH")]))

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from conftest import MUSUBI_DIR, host_env, run_driver
+from conftest import MUSUBI_DIR, host_env, lr_trace, run_driver, two_group_optimizer
 from sdsched_plugin import hostpatch, musubi
 from sdsched_plugin.cycles import PLAIN as PLAIN_RESTARTS
 from sdsched_plugin.schedulers import CosineWithRestartsFloor
@@ -42,24 +42,13 @@ def parse(musubi_modules, monkeypatch):
 
 def build(musubi_modules, args, num_processes=1):
     _, trainer_base = musubi_modules
-    optimizer = torch.optim.AdamW(
-        [{"params": torch.nn.Linear(2, 2).parameters(), "lr": LR}, {"params": torch.nn.Linear(2, 2).parameters(), "lr": LR / 2}]
-    )
+    optimizer = two_group_optimizer(LR, LR / 2)
 
     class WanLikeTrainer(trainer_base.NetworkTrainer):  # every musubi trainer is a subclass
         def __init__(self):
             pass
 
     return WanLikeTrainer().get_lr_scheduler(args, optimizer, num_processes), optimizer
-
-
-def trace(scheduler, optimizer, steps):
-    out = []
-    for _ in range(steps):
-        out.append([group["lr"] for group in optimizer.param_groups])
-        optimizer.step()
-        scheduler.step()
-    return out
 
 
 def test_both_modules_are_patched_once_and_restored(musubi_modules):
@@ -87,7 +76,7 @@ def test_floored_schedule_with_two_processes_matches_the_formula(parse, musubi_m
     scheduler, optimizer = build(musubi_modules, args, num_processes=2)
     assert isinstance(scheduler, CosineWithRestartsFloor)
     assert (scheduler.sdsched["num_training_steps"], scheduler.sdsched["num_warmup_steps"]) == (60, 6)
-    for step, (unet, te) in enumerate(trace(scheduler, optimizer, 61)):
+    for step, (unet, te) in enumerate(lr_trace(scheduler, optimizer, 61)):
         if step < 6:
             want = step / 6
         elif step >= 60:
@@ -103,7 +92,7 @@ def test_zero_floor_is_musubi_own_schedule(parse, musubi_modules, name):
     ours = build(musubi_modules, parse(["--lr_scheduler", name + "_floor", "--lr_scheduler_min_value", "0", *common]))
     stock = build(musubi_modules, parse(["--lr_scheduler", name, *common]))
     assert type(stock[0]) is torch.optim.lr_scheduler.LambdaLR
-    assert trace(*ours, 26) == trace(*stock, 26)
+    assert lr_trace(*ours, 26) == lr_trace(*stock, 26)
 
 
 @pytest.mark.parametrize(

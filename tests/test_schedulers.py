@@ -6,28 +6,17 @@ import pytest
 import torch
 from diffusers import optimization as stock
 
+from conftest import lr_trace, two_group_optimizer
 from sdsched_plugin.schedulers import CosineFloor, CosineWithRestartsFloor, FloorScheduler, LinearFloor, PolynomialFloor
 from sdsched_plugin.cycles import PLAIN as PLAIN_RESTARTS
 
 UNET_LR, TE_LR = 1e-4, 5e-5
 
 
-def two_group_optimizer(cls=torch.optim.AdamW, **kwargs):
-    """U-Net and text-encoder param groups with different LRs, as sd-scripts builds them."""
-    unet, text_encoder = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
-    return cls([{"params": unet.parameters(), "lr": UNET_LR}, {"params": text_encoder.parameters(), "lr": TE_LR}], **kwargs)
-
-
-def lr_trace(make_scheduler, steps, optimizer=None):
-    """The LRs of each param group used at each optimizer step, read from the optimizer."""
-    optimizer = optimizer or two_group_optimizer()
-    scheduler = make_scheduler(optimizer)
-    trace = []
-    for _ in range(steps):
-        trace.append([group["lr"] for group in optimizer.param_groups])
-        optimizer.step()
-        scheduler.step()
-    return trace
+def trace_of(make_scheduler, steps, optimizer=None):
+    """The per-step LRs of a scheduler made on ``optimizer`` (two param groups by default)."""
+    optimizer = optimizer or two_group_optimizer(UNET_LR, TE_LR)
+    return lr_trace(make_scheduler(optimizer), optimizer, steps)
 
 
 def formula(name, step, warmup, total, min_value, num_cycles=1, power=1.0):
@@ -61,7 +50,7 @@ CASES = [
 @pytest.mark.parametrize("warmup", [0, 6])
 def test_lr_trace_matches_formula_in_every_param_group(cls, extra, min_value, warmup):
     total = 60
-    trace = lr_trace(
+    trace = trace_of(
         lambda opt: cls(opt, num_training_steps=total, num_warmup_steps=warmup, min_value=min_value, **extra),
         total + 5,
     )
@@ -78,7 +67,7 @@ def test_lr_trace_matches_formula_in_every_param_group(cls, extra, min_value, wa
 
 def test_restart_steps_jump_back_to_peak_and_floor_is_the_minimum():
     total, warmup = 100, 10
-    trace = lr_trace(
+    trace = trace_of(
         lambda opt: CosineWithRestartsFloor(opt, num_training_steps=total, num_warmup_steps=warmup, min_value=0.5, num_cycles=3),
         total + 1,
     )
@@ -110,13 +99,13 @@ STOCK = [
 @pytest.mark.parametrize("cls, extra, make_stock", STOCK)
 def test_zero_floor_reproduces_the_stock_schedule_exactly(cls, extra, make_stock):
     total, warmup = 50, 5
-    ours = lr_trace(lambda opt: cls(opt, num_training_steps=total, num_warmup_steps=warmup, min_value=0.0, **extra), total + 1)
-    theirs = lr_trace(lambda opt: make_stock(opt, warmup, total), total + 1)
+    ours = trace_of(lambda opt: cls(opt, num_training_steps=total, num_warmup_steps=warmup, min_value=0.0, **extra), total + 1)
+    theirs = trace_of(lambda opt: make_stock(opt, warmup, total), total + 1)
     assert ours == theirs
 
 
 def test_prodigy_style_lr_one_is_a_plain_multiplier():
-    trace = lr_trace(
+    trace = trace_of(
         lambda opt: CosineFloor(opt, num_training_steps=20, min_value=0.4),
         21,
         optimizer=torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=1.0),
@@ -127,7 +116,7 @@ def test_prodigy_style_lr_one_is_a_plain_multiplier():
 
 
 def test_is_a_torch_lr_scheduler_with_a_plain_state():
-    optimizer = two_group_optimizer()
+    optimizer = two_group_optimizer(UNET_LR, TE_LR)
     scheduler = CosineWithRestartsFloor(optimizer, num_training_steps=10, min_value=0.5, num_cycles=2)
     assert isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler)
     state = scheduler.state_dict()
@@ -155,7 +144,7 @@ def test_is_a_torch_lr_scheduler_with_a_plain_state():
 )
 def test_bad_constructor_arguments_name_the_option(kwargs, message):
     with pytest.raises(ValueError) as caught:
-        CosineWithRestartsFloor(two_group_optimizer(), **kwargs)
+        CosineWithRestartsFloor(two_group_optimizer(UNET_LR, TE_LR), **kwargs)
     assert message in str(caught.value)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import lr_trace, two_group_optimizer
 from sdsched_plugin import sd_scripts
 from sdsched_plugin.schedulers import CosineFloor, CosineWithRestartsFloor, LinearFloor, PolynomialFloor
 from sdsched_plugin.cycles import PLAIN as PLAIN_RESTARTS
@@ -16,18 +17,7 @@ LR = 1e-3
 
 
 def optimizer():
-    return torch.optim.AdamW(
-        [{"params": torch.nn.Linear(2, 2).parameters(), "lr": LR}, {"params": torch.nn.Linear(2, 2).parameters(), "lr": LR / 2}]
-    )
-
-
-def trace(scheduler, opt, steps):
-    out = []
-    for _ in range(steps):
-        out.append([group["lr"] for group in opt.param_groups])
-        opt.step()
-        scheduler.step()
-    return out
+    return two_group_optimizer(LR, LR / 2)
 
 
 def cosine(progress):
@@ -106,7 +96,7 @@ def test_get_scheduler_fix_builds_the_floored_schedule(sd_parse, train_util, arg
     scheduler = train_util.get_scheduler_fix(args, opt, num_processes)
     total, warmup = 40 * num_processes, int(0.1 * 40 * num_processes)  # as sd-scripts scales them
     assert scheduler.sdsched["num_training_steps"] == total and scheduler.sdsched["num_warmup_steps"] == warmup
-    lrs = trace(scheduler, opt, total + 3)
+    lrs = lr_trace(scheduler, opt, total + 3)
     for step, (unet, te) in enumerate(lrs):
         if step < warmup:
             want = step / warmup
@@ -127,9 +117,9 @@ def test_zero_floor_matches_sd_scripts_own_schedule_step_by_step(sd_parse, train
     assert type(ours).__name__.endswith("Floor") and type(stock) is torch.optim.lr_scheduler.LambdaLR
     if name == "polynomial":  # stock polynomial ends at lr_end=1e-7 (transformers' default), ours at the floor 0
         flat = lambda lrs: [lr for step in lrs for lr in step]  # noqa: E731
-        assert flat(trace(ours, o1, 30)) == pytest.approx(flat(trace(stock, o2, 30)), abs=2e-7)
+        assert flat(lr_trace(ours, o1, 30)) == pytest.approx(flat(lr_trace(stock, o2, 30)), abs=2e-7)
     else:
-        assert trace(ours, o1, 31) == trace(stock, o2, 31)
+        assert lr_trace(ours, o1, 31) == lr_trace(stock, o2, 31)
 
 
 @pytest.mark.parametrize(
@@ -153,7 +143,7 @@ def test_what_is_not_ours_goes_to_sd_scripts_untouched(sd_parse, train_util, arg
         assert type(through_patch).__name__ == "DummyScheduler"
     else:
         assert type(through_patch) is stock_type
-    assert trace(through_patch, ours_opt, 21) == trace(direct, orig_opt, 21)
+    assert lr_trace(through_patch, ours_opt, 21) == lr_trace(direct, orig_opt, 21)
 
 
 def test_min_value_with_a_schedule_without_decay_warns_once_naming_the_flag(sd_parse, train_util, caplog):
@@ -194,7 +184,7 @@ def test_hook_form_takes_steps_from_sd_scripts_and_its_args_override_the_flags(s
         "num_training_steps": 100,
         "num_warmup_steps": 10,
     }
-    lrs = [u for u, _ in trace(scheduler, opt, 101)]
+    lrs = [u for u, _ in lr_trace(scheduler, opt, 101)]
     assert lrs[5] == pytest.approx(LR * 0.5) and lrs[10] == pytest.approx(LR)
     assert lrs[55] == pytest.approx(LR) and lrs[100] == pytest.approx(LR * 0.5)
 
@@ -210,7 +200,7 @@ def test_stock_sd_scripts_can_use_the_classes_by_dotted_path(sd_parse, train_uti
     opt = optimizer()
     scheduler = train_util.get_scheduler_fix.__wrapped__(args, opt, 1)  # the original, unpatched
     assert isinstance(scheduler, PolynomialFloor)
-    lrs = [u for u, _ in trace(scheduler, opt, 21)]
+    lrs = [u for u, _ in lr_trace(scheduler, opt, 21)]
     assert lrs[2] == pytest.approx(LR * 0.5)
     assert lrs[12] == pytest.approx(LR * (0.2 + 0.8 * 0.5**2))
     assert lrs[20] == pytest.approx(LR * 0.2)
