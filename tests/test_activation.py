@@ -129,3 +129,16 @@ def test_the_patch_activates_the_plugin_where_pth_files_are_skipped(wheel_venv, 
     out = subprocess.run([str(wheel_venv), "-S", "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path}, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "1"]
+
+
+def test_a_reload_is_patched_again_without_double_wrapping(wheel_venv):
+    code = (
+        "import importlib, sys; sys.path.insert(0, %r); import library.train_util as t; from sdsched_plugin import sd_scripts;"
+        " first = t.get_scheduler_fix; importlib.reload(t);"
+        " print(sd_scripts.is_installed(t), t.get_scheduler_fix is not first,"
+        " getattr(t.get_scheduler_fix.__wrapped__, 'sdsched_patched', False)); sd_scripts.uninstall();"
+        " print(getattr(t.get_scheduler_fix, 'sdsched_patched', False))"
+    ) % str(HOST_DIR)
+    out = run(wheel_venv, code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "True", "False", "False"]
