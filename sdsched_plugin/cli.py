@@ -17,6 +17,7 @@ import sys
 import textwrap
 
 from . import arguments, cycles, options, registry, stats
+from .floor import warmup_steps_from
 
 STOCK_NAMES = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
 PLOT_HINT = "--plot needs matplotlib: pip install 'sdsched-plugin[plot]' / --plot には matplotlib が必要です"
@@ -182,17 +183,17 @@ def stock_scheduler(args, optimizer, num_processes: int):
             "下限付きの名前(sdsched list)または次のいずれか: " + ", ".join(STOCK_NAMES),
         )
     total = args.max_train_steps * num_processes
-    warmup = arguments.warmup_steps_from(options.warmup(args.lr_warmup_steps), total)
-    cycles = options.num_cycles(args.lr_scheduler_num_cycles)
+    warmup = warmup_steps_from(options.warmup(args.lr_warmup_steps), total)
+    num_cycles = options.num_cycles(args.lr_scheduler_num_cycles)
     power = options.power(args.lr_scheduler_power)
-    scheduler = get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total, num_cycles=cycles, power=power)
+    scheduler = get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total, num_cycles=num_cycles, power=power)
     settings = {"name": name}
     if name != "constant":  # the only stock name without warmup (sd-scripts rejects one)
         settings["num_warmup_steps"] = warmup
     if name not in ("constant", "constant_with_warmup"):
         settings["num_training_steps"] = total
     if name == "cosine_with_restarts":
-        settings["num_cycles"] = cycles
+        settings["num_cycles"] = num_cycles
     if name == "polynomial":
         settings["power"] = power
     return scheduler, settings
