@@ -1,8 +1,8 @@
 """sdsched-plugin: learning-rate schedules with a floor for kohya-ss/sd-scripts.
 
-This package ``__init__`` is imported at every Python start of a venv that has the plugin
-(the ``.pth`` hook imports ``sdsched_plugin._boot``), so it must stay free of imports: the
-public names below load their modules on first access (PEP 562).
+This package ``__init__`` stays free of imports (the startup hook, ``_sdsched_plugin_boot``,
+imports it only when a host trainer module is imported): the public names below load their
+modules on first access (PEP 562).
 
 ``--lr_scheduler_type=sdsched_plugin.CosineWithRestartsFloor`` in a stock sd-scripts
 resolves the scheduler classes through this lazy lookup.

@@ -46,5 +46,5 @@ def is_installed(module=None) -> bool:
 
 
 def activate(module) -> None:
-    """The startup hook's entry (see ``_boot``): patch the module that just finished importing."""
+    """The startup hook's entry (see ``_sdsched_plugin_boot``): patch the module that just finished importing."""
     install(module)

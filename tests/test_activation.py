@@ -19,11 +19,12 @@ FORBIDDEN_AT_STARTUP = ("torch", "diffusers", "importlib.metadata", "importlib.a
 def run(python, code, **env):
     environment = {k: v for k, v in os.environ.items() if k != "SDSCHED_PLUGIN_DISABLE"}
     environment.update(env)
-    return subprocess.run([str(python), "-c", code], capture_output=True, text=True, env=environment, timeout=300)
+    # run outside the checkout: `python -c` puts the working directory first on sys.path
+    return subprocess.run([str(python), "-c", code], capture_output=True, text=True, env=environment, timeout=300, cwd=python.parent)
 
 
 def test_the_pth_hook_is_active_in_every_process(wheel_venv):
-    out = run(wheel_venv, "import sys, sdsched_plugin; print(sdsched_plugin.__file__); print('sdsched_plugin._boot' in sys.modules, getattr(sys.meta_path[0], 'is_sdsched_finder', False))")
+    out = run(wheel_venv, "import sys, sdsched_plugin; print(sdsched_plugin.__file__); print('_sdsched_plugin_boot' in sys.modules, getattr(sys.meta_path[0], 'is_sdsched_finder', False))")
     assert out.returncode == 0, out.stderr
     file, active = out.stdout.splitlines()
     assert str(wheel_venv.parent.parent) in file  # the wheel's copy, not the checkout's
@@ -31,14 +32,38 @@ def test_the_pth_hook_is_active_in_every_process(wheel_venv):
 
 
 def startup_imports(python, **env):
+    """(depth, module) per line of -X importtime; a module's own imports come just before it, deeper."""
     out = run(python, "pass", PYTHONPROFILEIMPORTTIME="1", **env)
-    return {line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+    lines = [line.split("|")[-1] for line in out.stderr.splitlines() if line.startswith("import time:")][1:]  # skip the header
+    return [((len(name) - len(name.lstrip())) // 2, name.strip()) for name in lines]
 
 
-def test_the_startup_hook_imports_nothing_heavy(wheel_venv):
-    added = startup_imports(wheel_venv) - startup_imports(wheel_venv, SDSCHED_PLUGIN_DISABLE="1")
-    assert added == {"sdsched_plugin", "sdsched_plugin._boot"}
-    assert not set(FORBIDDEN_AT_STARTUP) & startup_imports(wheel_venv)
+def imported_by(imports, module):
+    index = [name for _, name in imports].index(module)
+    depth, children = imports[index][0], []
+    for child_depth, child in reversed(imports[:index]):
+        if child_depth <= depth:
+            break
+        children.append(child)
+    return children
+
+
+@pytest.mark.parametrize("off_switch", ["", "1"])
+def test_the_startup_hook_imports_nothing_heavy(wheel_venv, off_switch):
+    imports = startup_imports(wheel_venv, SDSCHED_PLUGIN_DISABLE=off_switch)
+    names = {name for _, name in imports}
+    assert "_sdsched_plugin_boot" in names and "sdsched_plugin" not in names  # one small module, not the package
+    assert imported_by(imports, "_sdsched_plugin_boot") == []  # os and sys are loaded by site already
+    assert not set(FORBIDDEN_AT_STARTUP) & names
+
+
+def test_the_boot_module_imports_only_os_and_sys():
+    import ast
+
+    tree = ast.parse((REPO / "_sdsched_plugin_boot.py").read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
+    assert imported == {"os", "sys"}
+    assert (REPO / "sdsched_plugin.pth").read_text() == "import _sdsched_plugin_boot\n"
 
 
 def test_off_switch_leaves_python_untouched(wheel_venv):
@@ -80,7 +105,7 @@ def test_a_failing_hook_prints_one_line_and_never_stops_python(wheel_venv, tmp_p
     (tmp_path / "fakehost.py").write_text("VALUE = 42\n")
     code = textwrap.dedent(
         """
-        import sdsched_plugin._boot as boot
+        import _sdsched_plugin_boot as boot
         boot.HOOKS["fakehost"] = ("sdsched_no_such_module", "activate")
         import fakehost
         print(fakehost.VALUE)
@@ -93,7 +118,7 @@ def test_a_failing_hook_prints_one_line_and_never_stops_python(wheel_venv, tmp_p
 
 
 def test_a_host_already_imported_is_patched_at_once(wheel_venv):
-    code = "import sys; sys.path.insert(0, %r); import library.train_util as t; import sdsched_plugin._boot as b; from sdsched_plugin import sd_scripts; sd_scripts.uninstall(); print(sd_scripts.is_installed(t)); b.activate(); print(sd_scripts.is_installed(t))" % str(HOST_DIR)
+    code = "import sys; sys.path.insert(0, %r); import library.train_util as t; import _sdsched_plugin_boot as b; from sdsched_plugin import sd_scripts; sd_scripts.uninstall(); print(sd_scripts.is_installed(t)); b.activate(); print(sd_scripts.is_installed(t))" % str(HOST_DIR)
     out = run(wheel_venv, code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "True"]
@@ -126,7 +151,7 @@ def test_the_patch_activates_the_plugin_where_pth_files_are_skipped(wheel_venv, 
     # python -S: no site module, so no .pth file runs, as in an embeddable build with a ._pth file
     path = os.pathsep.join([str(host), str(purelib), *site.getsitepackages()])
     code = "import sys, library.train_util as t; from sdsched_plugin import sd_scripts; print(sd_scripts.is_installed(t), sys.flags.no_site)"
-    out = subprocess.run([str(wheel_venv), "-S", "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path}, timeout=300)
+    out = subprocess.run([str(wheel_venv), "-S", "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path}, timeout=300, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "1"]
 

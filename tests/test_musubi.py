@@ -156,6 +156,6 @@ def test_bad_values_stop_a_musubi_script_before_the_model_loads():
 
 def test_importing_musubi_modules_costs_nothing_else_at_startup(wheel_venv):
     """The hook only acts on import of musubi's modules; a process that never imports them pays nothing."""
-    code = "import sys; print(sorted(m for m in sys.modules if m.startswith(('sdsched_plugin.', 'musubi'))))"
-    out = subprocess.run([str(wheel_venv), "-c", code], capture_output=True, text=True, env=host_env(), timeout=120)
-    assert out.stdout.strip() == "['sdsched_plugin._boot']"
+    code = "import sys; print(sorted(m for m in sys.modules if m.startswith(('sdsched_plugin', '_sdsched', 'musubi'))))"
+    out = subprocess.run([str(wheel_venv), "-c", code], capture_output=True, text=True, env=host_env(), timeout=120, cwd=wheel_venv.parent)
+    assert out.stdout.strip() == "['_sdsched_plugin_boot']"

@@ -1,9 +1,14 @@
-"""Startup hook, imported by the one-line ``sdsched_plugin.pth`` at every Python start.
+"""Startup hook of sdsched-plugin, imported by the one-line ``sdsched_plugin.pth`` at every
+Python start of the venv.
 
 Don't import any costly modules here: this runs in every process of the training venv (the
-GUI, pip, DataLoader workers), nearly all of which never train. Only ``sys`` is imported, and
-the meta-path finder below is duck-typed (``importlib.abc`` alone costs milliseconds). The real
-work is imported inside the hook, when the host module is being imported and torch is loaded.
+GUI, pip, DataLoader workers), nearly all of which never train. It is a top-level module, not
+part of the ``sdsched_plugin`` package, so the start costs one small module and no package
+``__init__``; the ``.pth`` line is a plain import because site compiles every ``.pth`` line (a
+line wrapping its code in ``exec`` is compiled twice). Only ``os`` and ``sys`` are imported,
+both loaded by ``site`` already, and the meta-path finder below is duck-typed (``importlib.abc``
+alone costs milliseconds). The real work is imported inside the hook, when the host module is
+being imported and torch is loaded. ``SDSCHED_PLUGIN_DISABLE=1`` stops it right here.
 
 How: a finder at the front of ``sys.meta_path`` ignores every import except the host modules
 named in ``HOOKS``; for those it asks the other finders for the real spec and wraps that
@@ -11,6 +16,7 @@ spec's loader so the patch runs right after the module body has run, before any 
 can import names from it. A host module already imported is patched at once.
 """
 
+import os
 import sys
 
 # host module -> (our module, function taking the host module) that patches it
@@ -39,7 +45,7 @@ def run_hook(fullname, module):
 class HostFinder:
     """Meta-path finder that only hooks the loaders of the modules in ``HOOKS``."""
 
-    is_sdsched_finder = True  # found by this marker, not by class, so a reloaded _boot still sees it
+    is_sdsched_finder = True  # found by this marker, not by class, so a reloaded module still sees it
 
     def __init__(self):
         self._finding = set()  # guards the recursion when we ask the other finders
@@ -96,4 +102,12 @@ def activate():
             run_hook(fullname, module)
 
 
-activate()
+def switched_off():
+    return os.environ.get(OFF_SWITCH, "") not in ("", "0")
+
+
+if not switched_off():
+    try:
+        activate()
+    except Exception as error:  # never stop Python over the plugin
+        sys.stderr.write(f"sdsched-plugin: startup hook failed ({error!r}); set {OFF_SWITCH}=1 to switch it off\n")
