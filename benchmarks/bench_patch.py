@@ -7,7 +7,7 @@
 
   * ``hooked``: the plugin on, so the import goes through its finder and is patched;
   * ``stock``: ``SDSCHED_PLUGIN_DISABLE=1``. After the timed stock import, this child also
-    times ``sdsched_plugin._boot.run_hook`` on the imported module directly: importing our
+    times ``_sdsched_plugin_boot.run_hook`` on the imported module directly: importing our
     modules, checking that the module is sd-scripts', wrapping its three functions.
 
   The difference of the import medians is the end-to-end cost; ``run_hook`` is the same cost
@@ -62,10 +62,10 @@ def patched(train_util) -> bool:
 
 
 def time_run_hook(train_util) -> dict:
-    """``run_hook`` on the already imported stock module. ``_boot`` is imported with the module
-    hidden and its finder removed, so nothing is patched before the clock starts."""
+    """``run_hook`` on the already imported stock module. The boot module is imported with the
+    host module hidden and its finder removed, so nothing is patched before the clock starts."""
     del sys.modules["library.train_util"]
-    from sdsched_plugin import _boot
+    import _sdsched_plugin_boot as _boot
 
     _boot.remove_finder()
     sys.modules["library.train_util"] = train_util

@@ -66,7 +66,7 @@ def describe_source(ref: str | None) -> str:
     commit = git("rev-parse", "--short", ref or "HEAD")
     if ref:
         return f"git {ref} ({commit})"
-    dirty = git("status", "--porcelain", "--", "sdsched_plugin", "sdsched_plugin.pth", "pyproject.toml")
+    dirty = git("status", "--porcelain", "--", "sdsched_plugin", "_sdsched_plugin_boot.py", "sdsched_plugin.pth", "pyproject.toml")
     return f"working tree at {commit}" + (" with uncommitted changes to the package" if dirty else "")
 
 
