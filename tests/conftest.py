@@ -86,11 +86,11 @@ def host_env(**extra):
     return env
 
 
-def run_driver(argv, python=sys.executable, launcher=None, env=None, cwd=None):
+def run_driver(argv, python=sys.executable, launcher=None, env=None, cwd=None, timeout=600):
     """Run the tiny training script in a real subprocess; returns (process, traces by rank)."""
     with tempfile.TemporaryDirectory() as trace_dir:
         command = [*(launcher or [python]), str(DRIVER), "--trace_dir", trace_dir, *argv]
-        process = subprocess.run(command, capture_output=True, text=True, env=env or host_env(), cwd=cwd, timeout=600)
+        process = subprocess.run(command, capture_output=True, text=True, env=env or host_env(), cwd=cwd, timeout=timeout)
         records = [json.loads(path.read_text()) for path in Path(trace_dir).glob("rank*.json")]
     return process, {record["rank"]: record for record in records}
 
