@@ -26,11 +26,10 @@ import os
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import cases
-from common import interleave, main_json, ratio, summary
+from common import floored_vs_stock, interleave, main_json, ratio, summary
 
 REPO = Path(__file__).resolve().parent.parent
 STANDIN = REPO / "tests" / "standin"
@@ -110,21 +109,7 @@ def build_us(factory, builds: int):
 
 
 def build_cost(rounds: int, builds: int = 20, total: int = 10_000) -> dict:
-    variants = {}
-    for label, (floored, stock) in cases.pairs(total).items():
-        variants[f"{label} | floored"] = build_us(floored, builds)
-        variants[f"{label} | stock"] = build_us(stock, builds)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        samples = interleave(variants, rounds)
-    return {
-        label: {
-            "floored_us": summary(samples[f"{label} | floored"]),
-            "stock_us": summary(samples[f"{label} | stock"]),
-            "ratio": ratio(samples[f"{label} | floored"], samples[f"{label} | stock"]),
-        }
-        for label in cases.pairs(total)
-    }
+    return floored_vs_stock(cases.pairs(total), lambda factory: build_us(factory, builds), rounds, "us")
 
 
 def run(child_rounds: int, build_rounds: int) -> dict:

@@ -12,10 +12,9 @@ AdamW step on this CPU. A real Stable Diffusion step is far longer.
 from __future__ import annotations
 
 import time
-import warnings
 
 import cases
-from common import interleave, main_json, ratio, summary
+from common import floored_vs_stock, main_json, summary
 
 
 def per_step_ns(factory, total: int):
@@ -53,17 +52,7 @@ def training_step_ms(steps: int) -> dict:
 
 
 def run(total: int, rounds: int) -> dict:
-    variants = {}
-    for label, (floored, stock) in cases.pairs(total).items():
-        variants[f"{label} | floored"] = per_step_ns(floored, total)
-        variants[f"{label} | stock"] = per_step_ns(stock, total)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        samples = interleave(variants, rounds)
-    results = {}
-    for label in cases.pairs(total):
-        floored, stock = samples[f"{label} | floored"], samples[f"{label} | stock"]
-        results[label] = {"floored_ns": summary(floored), "stock_ns": summary(stock), "ratio": ratio(floored, stock)}
+    results = floored_vs_stock(cases.pairs(total), lambda factory: per_step_ns(factory, total), rounds, "ns")
     return {"setup": cases.describe(total), "schedules": results, "training_step": training_step_ms(max(10, rounds))}
 
 

@@ -4,6 +4,7 @@
   load from other work on the machine falls on the baseline and the candidate alike;
 - ``summary`` / ``ratio``: the median with the quartiles and the extremes, and the ratio of
   two medians (the number each target is stated in);
+- ``floored_vs_stock``: both of those for each floored schedule against its stock one;
 - ``spawn``: run a command as a child and return its wall time, CPU time and peak RSS, read
   from ``os.wait4`` for that one child (``getrusage(RUSAGE_CHILDREN)`` would mix all children).
 """
@@ -16,6 +17,7 @@ import random
 import statistics
 import sys
 import time
+import warnings
 from typing import Callable
 
 
@@ -31,6 +33,24 @@ def interleave(variants: dict[str, Callable[[], object]], rounds: int, warmup: i
             if round_index >= warmup:
                 samples[name].append(value)
     return samples
+
+
+def floored_vs_stock(pairs: dict, measure: Callable, rounds: int, unit: str) -> dict:
+    """``pairs`` is ``{label: (floored factory, stock factory)}``; ``measure(factory)`` gives the
+    variant to interleave. Returns per label both summaries (keys ``floored_<unit>``,
+    ``stock_<unit>``) and the ratio of their medians."""
+    variants = {}
+    for label, (floored, stock) in pairs.items():
+        variants[f"{label} | floored"] = measure(floored)
+        variants[f"{label} | stock"] = measure(stock)
+    with warnings.catch_warnings():  # diffusers' deprecation chatter, once per build
+        warnings.simplefilter("ignore")
+        samples = interleave(variants, rounds)
+    results = {}
+    for label in pairs:
+        floored, stock = samples[f"{label} | floored"], samples[f"{label} | stock"]
+        results[label] = {f"floored_{unit}": summary(floored), f"stock_{unit}": summary(stock), "ratio": ratio(floored, stock)}
+    return results
 
 
 def summary(samples: list[float]) -> dict:
