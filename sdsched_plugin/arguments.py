@@ -112,10 +112,6 @@ class Request:
     # False with --max_train_epochs before the host has turned the epochs into max_train_steps
     steps_known: bool = True
 
-    @property
-    def name(self) -> str:
-        return self.cls.name
-
     def kwargs(self, num_processes: int) -> dict:
         """Constructor keywords, with the step counts as sd-scripts computes them: the total is
         scaled by the processes (accelerate steps the scheduler once per process), a float

@@ -160,8 +160,7 @@ def multipliers_of(args, num_processes: int) -> tuple[dict, list[float]]:
     request = arguments.read_request(args)
     scratch = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
     if request is not None:
-        request.check(num_processes)
-        scheduler = request.build(scratch, num_processes)
+        scheduler = request.build(scratch, num_processes)  # the constructor makes every check
         settings = dict(scheduler.sdsched)
     else:
         scheduler, settings = stock_scheduler(args, scratch, num_processes)

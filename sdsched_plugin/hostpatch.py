@@ -46,8 +46,9 @@ def build_or_delegate(original, args, optimizer, num_processes):
     request = arguments.read_request(args)
     if request is None:
         return original(args, optimizer, num_processes)
-    logger.info(f"sdsched-plugin: {request.name} {request.kwargs(num_processes)}")
-    return request.build(optimizer, num_processes)
+    scheduler = request.build(optimizer, num_processes)
+    logger.info(f"sdsched-plugin: {scheduler.sdsched}")
+    return scheduler
 
 
 @dataclass(frozen=True)

@@ -41,9 +41,8 @@ def restarts(multipliers: list[float], after: int) -> list[int]:
     return [k for k in range(max(after, 1), len(multipliers)) if multipliers[k] > multipliers[k - 1] + 1e-12]
 
 
-def warmup_end(multipliers: list[float]) -> int:
+def warmup_end(multipliers: list[float], peak: float) -> int:
     """The first step at the peak: where the warmup ramp ends (0 without warmup)."""
-    peak = max(multipliers)
     return next(k for k, m in enumerate(multipliers) if m >= peak - 1e-12)
 
 
@@ -58,7 +57,7 @@ def summarize(multipliers: list[float], steps_per_epoch: int | None = None) -> S
     steps = len(multipliers)
     peak = max(multipliers)
     mean = math.fsum(multipliers) / steps
-    ramp_end = warmup_end(multipliers)
+    ramp_end = warmup_end(multipliers, peak)
     keys = [KeyStep(0, "start", multipliers[0])]
     if ramp_end > 0:
         keys.append(KeyStep(ramp_end, "warmup end", multipliers[ramp_end]))
