@@ -23,7 +23,10 @@ class OptionError(argparse.ArgumentTypeError, ValueError):
         self.flag = flag
         self.value = value
         # without the flag: argparse puts "argument --flag:" in front of it itself
-        self.detail = f"got {value!r}; allowed: {allowed_en} / 指定値 {value!r} は使えません。{allowed_ja}"
+        if value is None:  # a value that must be given and was not: say so, not "got None"
+            self.detail = f"missing; {allowed_en} / 指定がありません。{allowed_ja}"
+        else:
+            self.detail = f"got {value!r}; allowed: {allowed_en} / 指定値 {value!r} は使えません。{allowed_ja}"
         super().__init__(f"{flag}: {self.detail}")
 
 
@@ -75,16 +78,23 @@ def training_steps(value: object, flag: str = "--max_train_steps") -> int:
     return _whole(flag, value, 1, "a whole number of steps >= 1", "1 以上の整数(ステップ数)を指定してください")
 
 
+FLOAT_IS_A_RATIO_EN = "a float is a ratio of the run below 1 (1.0 would be the whole run); write steps as an integer, e.g. 100"
+FLOAT_IS_A_RATIO_JA = "小数は 1 未満の比率です(1.0 は全体)。ステップ数は整数で書いてください(例: 100)"
+
+
 def _steps_or_ratio(flag: str, value: object, allowed_en: str, allowed_ja: str) -> int | float:
-    """A whole number of steps (an int, or a number written without a decimal point), or a
-    ratio: a float from 0 to below 1."""
+    """A whole number of steps (an int, or text without a decimal point or exponent), or a
+    ratio: a float from 0 to below 1. As in sd-scripts, a float is always a ratio: a TOML
+    ``1.0`` would be the whole run (sd-scripts takes ``int(1.0 * total)``), so a float of 1 or
+    more is refused rather than read as one step."""
     number = _number(flag, value, allowed_en, allowed_ja)
     if number < 0:
         raise OptionError(flag, value, allowed_en, allowed_ja)
-    if isinstance(value, int) or number == int(number) and not (isinstance(value, str) and "." in value):
+    written_as_int = isinstance(value, int) or (isinstance(value, str) and value.strip().lstrip("+").isdigit())
+    if written_as_int:
         return int(number)
     if number >= 1.0:
-        raise OptionError(flag, value, allowed_en, allowed_ja)
+        raise OptionError(flag, value, FLOAT_IS_A_RATIO_EN, FLOAT_IS_A_RATIO_JA)
     return number
 
 
