@@ -22,6 +22,7 @@ import sys
 # host module -> (our module, function taking the host module) that patches it
 HOOKS = {
     "library.train_util": ("sdsched_plugin.sd_scripts", "activate"),
+    "library.config_util": ("sdsched_plugin.sd_scripts", "activate_config_util"),
     "musubi_tuner.training.parser_common": ("sdsched_plugin.musubi", "activate_parser_common"),
     "musubi_tuner.training.trainer_base": ("sdsched_plugin.musubi", "activate_trainer_base"),
 }

@@ -9,8 +9,12 @@ with training. Imports the registry (and so torch) only when a schedule name is 
 from __future__ import annotations
 
 import argparse
+import ast
+import dataclasses
 import logging
+import math
 import os
+import sys
 from dataclasses import dataclass, field
 
 from . import options, registry
@@ -152,33 +156,42 @@ def world_size() -> int:
         return 1
 
 
-def read_request(args) -> Request | None:
+def read_request(args, pure: bool = False) -> Request | None:
     """The floored schedule the arguments ask for, or None when the schedule is not ours.
+    ``pure``: the preview's lookup, which gives our own schedules as torch-free specs.
 
-    Raises OptionError (a ValueError) for bad values; warns once when the min value is given
-    with a schedule it cannot floor, so it is never ignored silently.
+    Raises OptionError (a ValueError) for bad values and registry.UnknownSchedule for a name
+    that neither we nor sd-scripts know; warns once when the min value is given with a
+    schedule it cannot floor, so it is never ignored silently.
     """
     min_value = _value(args, "lr_scheduler_min_value", options.min_value)
-    name = str(getattr(args, "lr_scheduler", "") or "")
-    scheduler_type = str(getattr(args, "lr_scheduler_type", "") or "")
-    if str(getattr(args, "optimizer_type", "") or "").lower().endswith("schedulefree"):
+    name = _text(args, "lr_scheduler", "--lr_scheduler")
+    scheduler_type = _text(args, "lr_scheduler_type", "--lr_scheduler_type")
+    scheduler_args = scheduler_args_of(args)
+    if is_schedule_free(args):
         if min_value is not None or registry.has(name) or scheduler_type.startswith(HOOK_PREFIX):
-            warn_once("sdsched-plugin: schedule-free optimizers use no LR scheduler; the floored schedule is not used")
+            warn_once(
+                "sdsched-plugin: schedule-free optimizers use no LR scheduler; the floored schedule is not used"
+                " / スケジュールフリーのオプティマイザーは学習率スケジューラを使わないため、下限付きスケジュールは使われません"
+            )
         return None
+    lookup = registry.spec if pure else registry.get
     if scheduler_type.startswith(HOOK_PREFIX):
-        cls = registry.get(scheduler_type[len(HOOK_PREFIX) :], "--lr_scheduler_type")
+        cls = lookup(scheduler_type[len(HOOK_PREFIX) :], "--lr_scheduler_type")
     elif scheduler_type:
+        _check_custom_type(scheduler_type)
         _warn_not_floored(min_value, f"--lr_scheduler_type={scheduler_type}", args)
         return None
     elif registry.has(name):
-        cls = registry.get(name)
+        cls = lookup(name, "--lr_scheduler")
     elif name in FLOORED_STOCK_NAMES and (min_value is not None or _min_value_in_scheduler_args(args)):
-        cls = registry.get(name + "_floor")
+        cls = lookup(name + "_floor", "--lr_scheduler")
     else:
+        check_stock_name(name)  # before any warning: an unknown name is the one thing to say
         _warn_not_floored(min_value, f"--lr_scheduler={name}", args)
         return None
 
-    overrides = options.parse_key_values(getattr(args, "lr_scheduler_args", None) or [], cls.keys())
+    overrides = options.parse_key_values(scheduler_args, cls.keys())
     values = {}
     for key in cls.keys():
         dest = KEY_DESTS.get(key)
@@ -187,6 +200,7 @@ def read_request(args) -> Request | None:
             if value is not None:
                 values[key] = value
     _warn_unused_restart_flags(args, cls)
+    _warn_both_min_values(min_value, overrides)
     values.update({k: v for k, v in overrides.items() if k not in ("num_training_steps", "num_warmup_steps")})
     if "min_value" not in values:
         values["min_value"] = _fallback_min_value(args, cls)
@@ -198,6 +212,120 @@ def read_request(args) -> Request | None:
         overrides=overrides,
         steps_known=getattr(args, "max_train_epochs", None) is None,
     )
+
+
+def is_schedule_free(args) -> bool:
+    """sd-scripts' schedule-free optimizers (RAdamScheduleFree, AdamWScheduleFree, ...) get a
+    dummy scheduler: the optimizer sets the LR."""
+    return str(getattr(args, "optimizer_type", "") or "").lower().endswith("schedulefree")
+
+
+def _text(args, dest: str, flag: str) -> str:
+    """A schedule name: text. A TOML number (``lr_scheduler = 5``) is named, not crashed on."""
+    value = getattr(args, dest, None)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise options.OptionError(
+            flag, value, 'a schedule name in quotes, e.g. "cosine_with_restarts_floor"', 'スケジューラ名を文字列で指定してください(例: "cosine_with_restarts_floor")'
+        )
+    return value.strip()
+
+
+SCHEDULER_ARGS_FORM_EN = 'a list of key=value texts; in a TOML file: lr_scheduler_args = ["min_value=0.5"]'
+SCHEDULER_ARGS_FORM_JA = 'key=value の文字列のリスト。TOML では lr_scheduler_args = ["min_value=0.5"] のように書きます'
+
+
+def scheduler_args_of(args) -> list:
+    """``--lr_scheduler_args`` as a list. A TOML string or table would be iterated character by
+    character (sd-scripts crashes on it after loading the model): refuse it with the list form."""
+    # sd-scripts flattens every TOML table into top-level keys, so a table
+    # ``[lr_scheduler_args]`` (or an inline one) arrives as bare ``min_value``, ``num_cycles``...
+    tabled = {key: getattr(args, key) for key in options.OPTIONS if getattr(args, key, None) is not None}
+    if tabled:
+        raise options.OptionError("--lr_scheduler_args", tabled, SCHEDULER_ARGS_FORM_EN + " (not a table)", SCHEDULER_ARGS_FORM_JA + "(テーブルではなく)")
+    value = getattr(args, "lr_scheduler_args", None)
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)) or not all(isinstance(token, str) for token in value):
+        raise options.OptionError("--lr_scheduler_args", value, SCHEDULER_ARGS_FORM_EN, SCHEDULER_ARGS_FORM_JA)
+    return list(value)
+
+
+def literal_scheduler_args(args) -> dict:
+    """``--lr_scheduler_args`` as sd-scripts' get_scheduler_fix passes them to a stock schedule:
+    ``key=value`` with the value read by ``ast.literal_eval``."""
+    values = {}
+    for token in scheduler_args_of(args):
+        key, sep, text = token.partition("=")
+        try:
+            if not sep:
+                raise ValueError(token)
+            values[key.strip()] = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            raise options.OptionError(
+                "--lr_scheduler_args", token, "key=value with a Python literal value, e.g. lr_end=1e-7 or step_rules='1:10,0.1'",
+                "key=value(値は Python のリテラル。例: lr_end=1e-7、step_rules='1:10,0.1')",
+            ) from None
+    return values
+
+
+# The names sd-scripts' get_scheduler_fix builds itself (transformers' SchedulerType values and
+# diffusers' piecewise_constant), for a transformers that does not say (the preview's fast
+# path never imports it); "adafactor:LR" goes with the Adafactor optimizer.
+SD_SCRIPTS_NAMES = (
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "constant",
+    "constant_with_warmup",
+    "inverse_sqrt",
+    "reduce_lr_on_plateau",
+    "cosine_with_min_lr",
+    "cosine_warmup_with_min_lr",
+    "warmup_stable_decay",
+    "piecewise_constant",
+    "adafactor",
+)
+
+
+def stock_names() -> list[str]:
+    """Every name sd-scripts accepts for --lr_scheduler in this environment: the transformers
+    in front of it decides (training has imported it already), else our list."""
+    module = sys.modules.get("transformers.optimization")
+    enum = getattr(module, "SchedulerType", None)
+    if enum is None:
+        return list(SD_SCRIPTS_NAMES)
+    return sorted({member.value for member in enum} | {"piecewise_constant", "adafactor"})
+
+
+def check_stock_name(name: str) -> None:
+    """An unknown --lr_scheduler stops when the arguments are read, with the closest names of
+    ours and sd-scripts' (sd-scripts itself fails only after the model has loaded)."""
+    if name in stock_names() or name.startswith("adafactor:"):
+        return
+    raise registry.UnknownSchedule(registry.unknown_message(name, "--lr_scheduler", extra=stock_names()))
+
+
+def _check_custom_type(scheduler_type: str) -> None:
+    """``--lr_scheduler_type=cosine_floor``: sd-scripts would look for it in torch.optim."""
+    if "." not in scheduler_type and registry.has(scheduler_type):
+        raise options.OptionError(
+            "--lr_scheduler_type",
+            scheduler_type,
+            f"{HOOK_PREFIX}{scheduler_type} (our schedules take the prefix), or --lr_scheduler={scheduler_type}",
+            f"{HOOK_PREFIX}{scheduler_type}(接頭辞が必要です)、または --lr_scheduler={scheduler_type}",
+        )
+
+
+def _warn_both_min_values(min_value, overrides: dict) -> None:
+    if min_value is not None and "min_value" in overrides and overrides["min_value"] != min_value:
+        warn_once(
+            f"sdsched-plugin: {MIN_VALUE_FLAG}={min_value} and --lr_scheduler_args min_value={overrides['min_value']}"
+            f" both given; min_value={overrides['min_value']} from --lr_scheduler_args is used"
+            f" / 下限が2か所で指定されています。--lr_scheduler_args の min_value={overrides['min_value']} を使います"
+        )
 
 
 def _min_value_in_scheduler_args(args) -> bool:
@@ -213,7 +341,7 @@ def _fallback_min_value(args, cls) -> float:
         raise options.OptionError(
             MIN_VALUE_FLAG,
             None,
-            f"{cls.name} needs a floor: add {MIN_VALUE_FLAG}=0.5 (or a value from 0 to 1)",
+            f"{cls.name} needs a floor: add {MIN_VALUE_FLAG}=0.5 (or a value from 0 to 1; in --lr_scheduler_args: min_value=0.5)",
             f"{cls.name} には下限が必要です: {MIN_VALUE_FLAG}=0.5 のように 0〜1 の値を指定してください",
         )
     return ratio
@@ -249,6 +377,28 @@ def _warn_not_floored(min_value, what: str, args=None) -> None:
             f"{', '.join(FLOORED_STOCK_NAMES)} and the *_floor schedules / "
             f"{MIN_VALUE_FLAG} は {what} では使われません({', '.join(FLOORED_STOCK_NAMES)} と *_floor で有効)"
         )
+
+
+def max_train_steps_from_epochs(epochs: int, batches_per_epoch: int, num_processes: int, gradient_accumulation_steps: int) -> int:
+    """sd-scripts' "total optimization steps" for --max_train_epochs: every training script
+    computes ``epochs * ceil(len(train_dataloader) / num_processes / gradient_accumulation_steps)``
+    before the dataloader is split between the processes."""
+    return epochs * math.ceil(batches_per_epoch / num_processes / gradient_accumulation_steps)
+
+
+def check_epoch_run(args, batches_per_epoch: int) -> Request | None:
+    """The checks that need the step count of an epoch-based run, once the dataset is counted."""
+    epochs = getattr(args, "max_train_epochs", None)
+    if epochs is None:
+        return None
+    request = read_request(args)
+    if request is None:
+        return None
+    accumulation = options.training_steps(getattr(args, "gradient_accumulation_steps", 1) or 1, "--gradient_accumulation_steps")
+    total = max_train_steps_from_epochs(options.training_steps(epochs, "--max_train_epochs"), batches_per_epoch, world_size(), accumulation)
+    request = dataclasses.replace(request, max_train_steps=total, steps_known=True)
+    request.check(world_size())
+    return request
 
 
 def check_args(args) -> Request | None:

@@ -29,6 +29,11 @@ def add_flags_after(original, parser, *rest, **kwargs):
     return result
 
 
+# The arguments read_config_from_file returned last, and its parser: the dataset hook checks
+# an epoch-based run against them once the dataset is counted, before the model loads.
+_last_read: list = []
+
+
 def check_after_reading_config(original, args, parser):
     """Around the host's read_config_from_file, which every training script calls right after
     parsing (TOML or not): the first place all values are known and the model is not loaded."""
@@ -37,7 +42,23 @@ def check_after_reading_config(original, args, parser):
         arguments.check_args(args)
     except ValueError as error:  # options.OptionError, registry.UnknownSchedule
         parser.error(str(error))  # argparse's way: usage, the message, exit status 2
+    _last_read[:] = [args, parser]
     return args
+
+
+def check_after_dataset(original, *args, **kwargs):
+    """Around the host's dataset-group builder, which training scripts call after parsing and
+    before loading the model: with --max_train_epochs, the first place the run's step count
+    is known (as len(dataset group) batches per epoch)."""
+    result = original(*args, **kwargs)
+    group = result[0] if isinstance(result, tuple) else result  # (train, validation) since 2025
+    if _last_read and group is not None:
+        read_args, parser = _last_read
+        try:
+            arguments.check_epoch_run(read_args, len(group))
+        except ValueError as error:
+            parser.error(str(error))
+    return result
 
 
 def build_or_delegate(original, args, optimizer, num_processes):

@@ -62,8 +62,10 @@ def get(name: str, flag: str = "--lr_scheduler") -> type:
     raise UnknownSchedule(unknown_message(name, flag))
 
 
-def unknown_message(name: str, flag: str) -> str:
-    known = names()
+def unknown_message(name: str, flag: str, extra=()) -> str:
+    """Names the flag and the closest known names; ``extra`` adds names that are not ours
+    (sd-scripts' own schedules, for --lr_scheduler)."""
+    known = sorted(set(names()) | set(extra))
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     hint_ja = f" 近い名前: {', '.join(close)}" if close else ""
@@ -86,3 +88,21 @@ def _load(entry_point) -> type | None:
         return None
     _registered[entry_point.name] = cls
     return cls
+
+
+def spec(name: str, flag: str = "--lr_scheduler"):
+    """TEMPORARY until the pure specs land: the torch class."""
+    return get(name, flag)
+
+
+def spec_by_class_name(class_name: str, flag: str = "--lr_scheduler_type"):
+    for name in names():
+        cls = get(name, flag)
+        if cls.__name__ == class_name:
+            return cls
+    raise UnknownSchedule(f"{flag}: no class {class_name}")
+
+
+def curve_of(cls, settings):
+    pure = getattr(cls, "pure_curve", None)
+    return pure(settings) if pure is not None else cls.curve(settings)

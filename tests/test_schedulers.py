@@ -134,8 +134,8 @@ def test_is_a_torch_lr_scheduler_with_a_plain_state():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"num_training_steps": 10}, "--lr_scheduler_min_value: got None"),
-        ({"min_value": 0.5}, "--max_train_steps: got None"),
+        ({"num_training_steps": 10}, "--lr_scheduler_min_value: missing"),
+        ({"min_value": 0.5}, "--max_train_steps: missing"),
         ({"num_training_steps": 10, "min_value": 1.5}, "--lr_scheduler_min_value: got 1.5"),
         ({"num_training_steps": 10, "min_value": 0.5, "num_warmup_steps": 10}, "--lr_warmup_steps: got 10"),
         ({"num_training_steps": 10, "min_value": 0.5, "num_cycles": 0}, "--lr_scheduler_num_cycles: got 0"),

@@ -29,6 +29,11 @@ if MUSUBI:  # the names musubi-tuner's scripts import
 else:
     import library.train_util as train_util
 
+    try:
+        import library.config_util as config_util
+    except ImportError:  # a host without the dataset module
+        config_util = None
+
 
 def host_parser():
     if MUSUBI:
@@ -59,6 +64,16 @@ def setup_parser():
     return parser
 
 
+def build_dataset_group(args):
+    """Where sd-scripts' scripts build their dataset group: after parsing, before the model.
+    With the stand-in the blueprint just says the batch count (--samples); a real checkout
+    needs real images, which the sd-scripts tests give it through a real training instead."""
+    if MUSUBI or config_util is None or not getattr(train_util, "STANDIN", False):
+        return None
+    blueprint = config_util.DatasetGroupBlueprint([config_util.DatasetBlueprint(args.samples)])
+    return config_util.generate_dataset_group_by_blueprint(blueprint)
+
+
 class TinyNetwork(torch.nn.Module):
     """Two parts with their own LRs, like a LoRA's U-Net and text-encoder modules."""
 
@@ -74,6 +89,7 @@ def main():
     parser = setup_parser()
     args = parser.parse_args()
     args = host_read_config(args, parser)
+    build_dataset_group(args)
     print("MODEL LOADING", flush=True)
 
     accelerator = Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps, cpu=True)
