@@ -1,26 +1,34 @@
 """``sdsched``: see a schedule before spending GPU hours on it.
 
-``sdsched preview`` takes the flags sd-scripts takes (or its ``--config_file`` TOML, flags
-overriding it, as sd-scripts does), builds the schedule with the very scheduler class and
-arguments that training builds (``arguments.read_request``), and prints the LR at the key
-steps, the mean multiplier, the factor needed to match ``constant``, the time spent near 0
-and the mean LR of each epoch; ``--compare`` puts several schedules side by side,
-``--plot`` draws them (matplotlib, ``pip install 'sdsched-plugin[plot]'``), ``--json`` prints
-the numbers for other programs.
+``sdsched preview`` takes the run three ways, each read as training reads it: sd-scripts'
+flags, its ``--config_file`` TOML (kohya_ss GUI configs included; flags override it), or the
+whole training command after ``--`` (``-- accelerate launch --num_processes=2 ...
+train_network.py --config_file=...``). Where sd-scripts is importable (the script's folder,
+``SD_SCRIPTS_DIR`` or the current folder) the command is parsed by the script's own
+``setup_parser()`` and the dataset counted by sd-scripts' own code (``sd_scripts``); otherwise
+from sdsched's reading of the flags and the folder layout (``dataset_count``).
+
+It prints the run (steps per epoch and in total, the base LR of each param group), each
+schedule's key steps with their epochs, the mean multiplier, the factor to match
+``constant``, each epoch's mean LR and warnings for the usual traps; ``--compare`` adds
+schedules, ``--plot`` draws them, ``--json`` (``--trace``: every update's multiplier) prints
+the numbers for other programs. Flags and TOML without a dataset never import torch.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import textwrap
+from pathlib import Path
 
-from . import arguments, cycles, options, registry, stats
-from .floor import warmup_steps_from
+from . import arguments, command, cycles, options, preview, registry
 
-STOCK_NAMES = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
 PLOT_HINT = "--plot needs matplotlib: pip install 'sdsched-plugin[plot]' / --plot には matplotlib が必要です"
+PLOT_FORMATS = (".png", ".svg", ".pdf")
+DATASET_FLAGS = ("train_data_dir", "dataset_config", "in_json")
 
 
 class ConfigError(Exception):
@@ -56,166 +64,226 @@ def flatten(config: dict) -> dict:
     return flat
 
 
+def _converted(convert, flag: str):
+    """An argparse type from a converter that takes (value, flag)."""
+    return arguments.argparse_type(lambda value: convert(value, flag))
+
+
+def _learning_rate(value, flag="--learning_rate"):
+    return preview._lr(value, flag)
+
+
 def add_sd_scripts_flags(parser: argparse.ArgumentParser) -> None:
-    """The sd-scripts flags a schedule depends on, with sd-scripts' defaults and help."""
-    parser.add_argument("--lr_scheduler", default="constant", help="scheduler to use, as in sd-scripts / 学習率のスケジューラ")
-    parser.add_argument("--lr_scheduler_type", default="", help="custom scheduler (sdsched_plugin:NAME) / カスタムスケジューラ")
-    parser.add_argument("--lr_scheduler_args", nargs="*", default=None, help='scheduler arguments key=value / スケジューラの追加引数')
-    parser.add_argument(
-        "--lr_warmup_steps",
-        type=arguments.argparse_type(options.warmup),
-        default=0,
-        help="warmup steps, or a ratio of the steps (float < 1 or N%%) / ウォームアップのステップ数または比率",
-    )
-    parser.add_argument("--lr_scheduler_num_cycles", type=arguments.argparse_type(options.num_cycles), default=1, help="restarts / リスタート回数")
-    parser.add_argument("--lr_scheduler_power", type=arguments.argparse_type(options.power), default=1.0, help="polynomial power")
-    parser.add_argument("--lr_scheduler_min_lr_ratio", type=float, default=None, help="min LR ratio / 最小学習率の比率")
-    parser.add_argument("--max_train_steps", type=int, default=1600, help="training steps / 学習ステップ数")
-    parser.add_argument("--max_train_epochs", type=int, default=None, help="training epochs (needs --steps_per_epoch) / エポック数")
-    parser.add_argument("--learning_rate", type=float, default=2e-6, help="learning rate / 学習率")
-    parser.add_argument("--unet_lr", type=float, default=None, help="U-Net LR (LoRA) / U-Net の学習率")
-    parser.add_argument("--text_encoder_lr", type=float, nargs="*", default=None, help="text encoder LR / Text Encoder の学習率")
-    parser.add_argument("--optimizer_type", default="", help="optimizer (schedule-free ones use no scheduler)")
-    parser.add_argument("--config_file", default=None, help="sd-scripts / kohya_ss config .toml; flags override it / 設定ファイル")
+    """The sd-scripts flags (train_network.py's) that the run's schedule and step count depend on,
+    with sd-scripts' defaults: sdsched's own reading when sd-scripts is not importable."""
+    add = parser.add_argument
+    add("--lr_scheduler", default="constant", help="scheduler to use, as in sd-scripts / 学習率のスケジューラ")
+    add("--lr_scheduler_type", default="", help="custom scheduler (sdsched_plugin:NAME) / カスタムスケジューラ")
+    add("--lr_scheduler_args", nargs="*", default=None, help="scheduler arguments key=value / スケジューラの追加引数")
+    add("--lr_warmup_steps", type=arguments.argparse_type(options.warmup), default=0,
+        help="warmup steps, or a ratio of the steps (float < 1 or N%%) / ウォームアップのステップ数または比率")
+    add("--lr_decay_steps", type=_converted(options.warmup, "--lr_decay_steps"), default=0,
+        help="decay steps of warmup_stable_decay, or a ratio (float < 1) / 減衰ステップ数または比率")
+    add("--lr_scheduler_num_cycles", type=arguments.argparse_type(options.num_cycles), default=1, help="restarts / リスタート回数")
+    add("--lr_scheduler_power", type=arguments.argparse_type(options.power), default=1.0, help="polynomial power")
+    add("--lr_scheduler_timescale", type=_converted(options.training_steps, "--lr_scheduler_timescale"), default=None,
+        help="inverse_sqrt timescale (default: warmup steps) / inverse_sqrt のタイムスケール")
+    add("--lr_scheduler_min_lr_ratio", type=_converted(options.min_value, "--lr_scheduler_min_lr_ratio"), default=None,
+        help="min LR ratio of cosine_with_min_lr and warmup_stable_decay / 最小学習率の比率")
+    add("--max_train_steps", type=_converted(options.training_steps, "--max_train_steps"), default=1600, help="training steps / 学習ステップ数")
+    add("--max_train_epochs", type=_converted(options.training_steps, "--max_train_epochs"), default=None, help="training epochs / エポック数")
+    add("--learning_rate", type=arguments.argparse_type(_learning_rate), default=2e-6, help="learning rate / 学習率")
+    add("--unet_lr", type=_converted(_learning_rate, "--unet_lr"), default=None, help="U-Net LR (LoRA) / U-Net の学習率")
+    add("--text_encoder_lr", type=_converted(_learning_rate, "--text_encoder_lr"), nargs="*", default=None,
+        help="text encoder LR, one or two values (LoRA) / Text Encoder の学習率")
+    add("--network_module", default="networks.lora", help="network module of a LoRA (what train_network.py trains) / ネットワークのモジュール")
+    add("--network_args", nargs="*", default=None, help="network arguments (loraplus_lr_ratio=...) / ネットワークの追加引数")
+    add("--network_train_unet_only", action="store_true", help="train the U-Net only / U-Net のみ学習")
+    add("--network_train_text_encoder_only", action="store_true", help="train the text encoder only / Text Encoder のみ学習")
+    add("--optimizer_type", default="", help="optimizer (schedule-free ones use no scheduler) / オプティマイザー")
+    add("--config_file", default=None, help="sd-scripts / kohya_ss config .toml; flags override it / 設定ファイル")
+    # the dataset: counted from the folder layout, or by sd-scripts itself where it is importable
+    add("--train_data_dir", default=None, help="folder of N_name repeat folders / 学習画像のフォルダ")
+    add("--reg_data_dir", default=None, help="regularization images / 正則化画像のフォルダ")
+    add("--dataset_config", default=None, help="dataset config .toml / データセット設定ファイル")
+    add("--in_json", default=None, help="fine-tuning metadata .json / メタデータファイル")
+    add("--train_batch_size", type=_converted(options.training_steps, "--train_batch_size"), default=1, help="batch size / バッチサイズ")
+    add("--gradient_accumulation_steps", type=_converted(options.training_steps, "--gradient_accumulation_steps"), default=1,
+        help="gradient accumulation / 勾配の累積ステップ数")
+    add("--resolution", default=None, help="SIZE or W,H / 解像度")
+    add("--enable_bucket", action="store_true", help="aspect-ratio buckets / bucketを有効にする")
+    add("--min_bucket_reso", type=int, default=256, help="smallest bucket side / bucketの最小解像度")
+    add("--max_bucket_reso", type=int, default=1024, help="largest bucket side / bucketの最大解像度")
+    add("--bucket_reso_steps", type=int, default=64, help="bucket side step / bucketの解像度の単位")
+    add("--bucket_no_upscale", action="store_true", help="no upscaling into buckets / bucketで拡大しない")
+    add("--caption_extension", default=".caption", help="caption extension / キャプションの拡張子")
     arguments.add_flags(parser)
+
+
+def _plot_path(value: str) -> str:
+    path = Path(value)
+    if path.suffix.lower() not in PLOT_FORMATS:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: the file name must end in {', '.join(PLOT_FORMATS)} / ファイル名の拡張子は {', '.join(PLOT_FORMATS)} のいずれか"
+        )
+    if not path.parent.resolve().is_dir():
+        raise argparse.ArgumentTypeError(f"{value!r}: the folder {path.parent} does not exist / フォルダ {path.parent} がありません")
+    return value
+
+
+def _plot_size(value: str) -> tuple[int, int]:
+    width, sep, height = str(value).lower().partition("x")
+    if sep and width.isdigit() and height.isdigit() and 100 <= int(width) <= 8000 and 100 <= int(height) <= 8000:
+        return int(width), int(height)
+    raise argparse.ArgumentTypeError(
+        f"got {value!r}; allowed: WIDTHxHEIGHT in pixels, each from 100 to 8000, e.g. 1200x600"
+        f" / 幅x高さ(ピクセル、各 100〜8000、例: 1200x600)"
+    )
+
+
+def add_preview_flags(parser: argparse.ArgumentParser) -> None:
+    """The preview's own flags (the rest are the training's)."""
+    add = parser.add_argument
+    add("--steps_per_epoch", type=_converted(options.training_steps, "--steps_per_epoch"), default=None,
+        help="optimizer steps per epoch, instead of counting the dataset / 1エポックのステップ数(データセットを数えない場合)")
+    add("--num_processes", type=_converted(options.training_steps, "--num_processes"), default=None,
+        help="GPUs (accelerate processes); after -- accelerate's flags give it / プロセス数")
+    add("--compare", default=None, help="more schedules: NAME[:key=value...][,NAME...] / 比較するスケジューラ")
+    add("--plot", type=_plot_path, default=None, metavar="FILE.png", help="write a plot (.png, .svg, .pdf) / グラフを保存")
+    add("--plot_size", type=_plot_size, default=(1200, 600), help="plot size in pixels WxH / グラフのサイズ")
+    add("--json", action="store_true", help="print JSON / JSON で出力")
+    add("--trace", action="store_true", help="with --json: every update's multiplier / 全ステップの倍率を出力")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     """The ``sdsched`` parser and its ``preview`` subparser."""
     parser = argparse.ArgumentParser(prog="sdsched", description="LR schedules with a floor for sd-scripts / 下限付き学習率スケジューラ")
     commands = parser.add_subparsers(dest="command", required=True)
-    preview = commands.add_parser("preview", help="show the schedule your sd-scripts flags give / スケジュールを表示")
-    add_sd_scripts_flags(preview)
-    preview.add_argument("--steps_per_epoch", type=int, default=None, help="optimizer steps per epoch, to mark and average epochs / 1エポックのステップ数")
-    preview.add_argument("--num_processes", type=int, default=1, help="GPUs (accelerate processes), as sd-scripts scales steps / プロセス数")
-    preview.add_argument("--compare", default=None, help="more schedules: NAME[:key=value...][,NAME...] / 比較するスケジューラ")
-    preview.add_argument("--plot", default=None, metavar="FILE.png", help="write a plot / グラフを保存")
-    preview.add_argument("--plot_size", default="1200x600", help="plot size in pixels WxH / グラフのサイズ")
-    preview.add_argument("--json", action="store_true", help="print JSON / JSON で出力")
+    preview_parser = commands.add_parser(
+        "preview",
+        help="show the schedule your sd-scripts flags give / スケジュールを表示",
+        usage="sdsched preview [preview flags] [sd-scripts flags]  |  sdsched preview [preview flags] -- TRAINING COMMAND",
+        epilog="e.g. sdsched preview -- accelerate launch --num_processes=2 train_network.py --config_file=config.toml",
+    )
+    add_preview_flags(preview_parser)
+    add_sd_scripts_flags(preview_parser)
     commands.add_parser("list", help="list the floored schedule names / スケジューラ名の一覧")
-    return parser, preview
+    return parser, preview_parser
+
+
+def preview_only_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sdsched preview", add_help=False)
+    add_preview_flags(parser)
+    return parser
+
+
+def with_config(parser: argparse.ArgumentParser, argv: list[str], known_only: bool = False) -> argparse.Namespace:
+    """Flags over the TOML, as sd-scripts' read_config_from_file does it: the TOML values become
+    the defaults, so whatever the command line gives wins."""
+    parse = parser.parse_known_args if known_only else (lambda a: (parser.parse_args(a), []))
+    args, _ = parse(argv)
+    if getattr(args, "config_file", None):
+        try:
+            parser.set_defaults(**flatten(load_toml(args.config_file)))
+        except ConfigError as error:
+            parser.error(str(error))
+        args, _ = parse(argv)
+    return args
 
 
 def parse(argv: list[str]) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
-    """Flags over the TOML, as sd-scripts' read_config_from_file does it: the TOML values become
-    the defaults, so whatever the command line gives wins."""
-    parser, preview = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "config_file", None):
-        try:
-            flat = flatten(load_toml(args.config_file))
-        except ConfigError as error:
-            preview.error(str(error))
-        preview.set_defaults(**flat)
-        args = parser.parse_args(argv)
-    return preview if args.command == "preview" else parser, args
+    """The flag form: ``sdsched preview [preview and sd-scripts flags]`` (or ``sdsched list``)."""
+    parser, preview_parser = build_parser()
+    if not argv or argv[0] != "preview":
+        return parser, parser.parse_args(argv)
+    args = with_config(preview_parser, argv[1:])
+    args.command = "preview"
+    return preview_parser, args
 
 
-def base_lrs(args) -> list[float]:
-    unet = args.unet_lr if args.unet_lr is not None else args.learning_rate
-    text_encoder = args.text_encoder_lr
-    if isinstance(text_encoder, (list, tuple)):
-        text_encoder = text_encoder[0] if text_encoder else None
-    lrs = [float(unet)]
-    if text_encoder is not None:
-        lrs.append(float(text_encoder))
-    return lrs
+def has_dataset(args) -> bool:
+    return any(getattr(args, name, None) for name in DATASET_FLAGS)
 
 
-def schedule_variants(args) -> list[tuple[str, argparse.Namespace]]:
-    """The main schedule and each ``--compare`` entry, as namespaces training would get. In a
-    comparison a stock name shows the stock curve (the floor only with ``:min_value=...``)."""
-    variants = [(label(args), args)]
-    for entry in filter(None, (args.compare or "").split(",")):
-        name, *pairs = entry.strip().split(":")
-        variant = argparse.Namespace(**vars(args))
-        variant.lr_scheduler, variant.lr_scheduler_type, variant.lr_scheduler_args = name, "", []
-        if not registry.has(name):  # the stock curve: none of our flags
-            variant.lr_scheduler_min_value = None
-            for key in arguments.RESTART_FLAGS:
-                setattr(variant, arguments.KEY_DESTS[key], None)
-        for pair in pairs:
-            key, _, value = pair.partition("=")
-            if key == "min_value":
-                variant.lr_scheduler_min_value = value
-            else:
-                variant.lr_scheduler_args.append(pair)
-        variants.append((entry.strip(), variant))
-    return variants
-
-
-def label(args) -> str:
-    if args.lr_scheduler_type:
-        return args.lr_scheduler_type
-    name = args.lr_scheduler
-    if name in arguments.FLOORED_STOCK_NAMES and args.lr_scheduler_min_value is not None:
-        return f"{name} (floored)"
-    return name
-
-
-def multipliers_of(args, num_processes: int) -> tuple[dict, list[float]]:
-    """(settings, multiplier at each optimizer step) from the scheduler object training builds."""
-    import torch
-
-    request = arguments.read_request(args)
-    scratch = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    if request is not None:
-        scheduler = request.build(scratch, num_processes)  # the constructor makes every check
-        settings = dict(scheduler.sdsched)
+@contextlib.contextmanager
+def host_output(json_out: bool):
+    """sd-scripts logs through rich to stdout: keep --json's stdout clean."""
+    if json_out:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
     else:
-        scheduler, settings = stock_scheduler(args, scratch, num_processes)
-    curve = scheduler.lr_lambdas[0]
-    # accelerate steps the scheduler once per process per optimizer step
-    return settings, [float(curve(step * num_processes)) for step in range(args.max_train_steps)]
+        yield
 
 
-def stock_scheduler(args, optimizer, num_processes: int):
-    """A stock sd-scripts schedule, from the same diffusers/transformers curves sd-scripts uses."""
-    from diffusers.optimization import get_scheduler
+def read_run(argv: list[str]):
+    """(preview flags, training arguments, processes, where they were read, the dataset's count)
+    from either form. Errors exit 2 through the parser that read the flag."""
+    own, training = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, None)
+    if training is None:
+        parser, args = parse(["preview", *own])
+        flags = preview_only_parser().parse_known_args(own)[1]
+        folder = command.find_sd_scripts() if has_dataset(args) and args.steps_per_epoch is None else None
+        processes = args.num_processes or 1
+        if folder is None:
+            return parser, args, args, processes, "flags", None
+        script = command.TrainingCommand(folder / "train_network.py", flags, processes, [], "--num_processes")
+    else:
+        parser = preview_only_parser()
+        args = parser.parse_args(own)
+        try:
+            script = command.read_command(training)
+        except options.OptionError as error:
+            parser.error(str(error))
+        if args.num_processes:
+            script = command.TrainingCommand(script.script, script.script_args, args.num_processes, script.launcher, "--num_processes")
+        folder = command.find_sd_scripts(script.script)
+        if folder is None:  # sdsched's own reading: a pasted command has flags we do not know
+            _, fallback = build_parser()
+            training_args = with_config(fallback, script.script_args, known_only=True)
+            if "network" not in script.script.name:  # a fine-tuning script: one param group
+                training_args.network_module = None
+            return fallback, args, training_args, script.num_processes, f"{script.script.name} (read by sdsched: sd-scripts not found)", None
+    from . import sd_scripts  # sd-scripts' own parser and dataset code: imports what it imports
 
-    name = args.lr_scheduler
-    if args.lr_scheduler_type or name not in STOCK_NAMES:
-        raise options.OptionError(
-            "--lr_scheduler" if not args.lr_scheduler_type else "--lr_scheduler_type",
-            args.lr_scheduler_type or name,
-            "a floored name (sdsched list) or one of " + ", ".join(STOCK_NAMES),
-            "下限付きの名前(sdsched list)または次のいずれか: " + ", ".join(STOCK_NAMES),
-        )
-    total = args.max_train_steps * num_processes
-    warmup = warmup_steps_from(options.warmup(args.lr_warmup_steps), total)
-    num_cycles = options.num_cycles(args.lr_scheduler_num_cycles)
-    power = options.power(args.lr_scheduler_power)
-    scheduler = get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total, num_cycles=num_cycles, power=power)
-    settings = {"name": name}
-    if name != "constant":  # the only stock name without warmup (sd-scripts rejects one)
-        settings["num_warmup_steps"] = warmup
-    if name not in ("constant", "constant_with_warmup"):
-        settings["num_training_steps"] = total
-    if name == "cosine_with_restarts":
-        settings["num_cycles"] = num_cycles
-    if name == "polynomial":
-        settings["power"] = power
-    return scheduler, settings
+    with host_output(args.json):
+        training_args = sd_scripts.read_training_args(folder / script.script.name, script.script_args, script.num_processes)
+        count = None
+        if has_dataset(training_args) and args.steps_per_epoch is None:
+            count = sd_scripts.count_run(training_args, script.num_processes)
+    return parser, args, training_args, script.num_processes, f"{script.script.name} (sd-scripts at {folder})", count
 
 
-def preview(args) -> dict:
-    if args.max_train_epochs is not None:  # as sd-scripts does once it knows the dataset
-        if not args.steps_per_epoch:
-            raise options.OptionError(
-                "--max_train_epochs",
-                args.max_train_epochs,
-                "use it with --steps_per_epoch (sd-scripts logs it as 'num batches per epoch')",
-                "--steps_per_epoch と一緒に指定してください(sd-scripts のログの num batches per epoch)",
-            )
-        args.max_train_steps = options.training_steps(args.max_train_epochs, "--max_train_epochs") * args.steps_per_epoch
-    args.max_train_steps = options.training_steps(args.max_train_steps)
-    lrs = base_lrs(args)
-    schedules = []
-    for name, variant in schedule_variants(args):
-        settings, multipliers = multipliers_of(variant, args.num_processes)
-        summary = stats.summarize(multipliers, args.steps_per_epoch)
-        schedules.append({"label": name, "settings": settings, "summary": summary, "multipliers": multipliers})
-    return {"steps": args.max_train_steps, "steps_per_epoch": args.steps_per_epoch, "lrs": lrs, "schedules": schedules}
+def compute(argv: list[str]) -> dict:
+    parser, flags, args, processes, source, count = read_run(argv)
+    try:
+        if count is None and has_dataset(args) and flags.steps_per_epoch is None:
+            from . import dataset_count
+
+            count = dataset_count.count_run(args, processes)
+        run = preview.run_of(args, processes, count, flags.steps_per_epoch)
+        shown = preview.schedules(args, run, flags.compare)
+        warnings = preview.warnings_of(args, run, shown)
+    except (options.OptionError, registry.UnknownSchedule) as error:
+        parser.error(str(error))
+    return result_of(run, shown, warnings, source)
+
+
+def result_of(run: preview.Run, shown: list, warnings: list[str], source: str) -> dict:
+    count = run.count
+    return {
+        "steps": run.steps,
+        "steps_per_epoch": run.steps_per_epoch,
+        "epochs": run.epochs,
+        "num_processes": run.num_processes,
+        "lrs": [lr for _, lr in run.groups],
+        "groups": [name for name, _ in run.groups],
+        "read_by": source,
+        "dataset": count.to_dict() if count is not None and hasattr(count, "to_dict") else None,
+        "warnings": warnings,
+        "schedules": [
+            {"label": s.label, "settings": s.settings, "summary": s.summary, "multipliers": s.multipliers} for s in shown
+        ],
+    }
 
 
 def describe(settings: dict) -> str:
@@ -223,23 +291,41 @@ def describe(settings: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in settings.items() if k != "name" and cycles.PLAIN.get(k, object()) != v)
 
 
+def _epoch_of(step: int, per_epoch) -> str:
+    return f"{step // per_epoch + 1}" if per_epoch else "-"
+
+
 def render_text(result: dict) -> str:
     lrs, per_epoch = result["lrs"], result["steps_per_epoch"]
-    lines = [f"{result['steps']} steps" + (f" ({per_epoch} per epoch)" if per_epoch else "") + f", base LR {', '.join(f'{lr:g}' for lr in lrs)}"]
+    run = f"{result['steps']} optimizer steps"
+    if per_epoch:
+        run += f" = {result['epochs']} epochs x {per_epoch} steps" if result["steps"] % per_epoch == 0 else f" ({per_epoch} per epoch, {result['epochs']} epochs)"
+    run += f", {result['num_processes']} process{'es' if result['num_processes'] > 1 else ''}"
+    lines = [f"run: {run} / 総ステップ数", f"read by: {result['read_by']}"]
+    dataset = result.get("dataset")
+    if dataset:
+        lines.append(f"dataset: {dataset.get('summary', '')}".rstrip())
+        lines += [f"  note: {note}" for note in dataset.get("notes", [])]
+    lines.append("LR groups: " + ", ".join(f"{name} {lr:g}" for name, lr in zip(result["groups"], lrs)))
     for schedule in result["schedules"]:
         summary = schedule["summary"]
-        lines += ["", f"== {schedule['label']}  ({describe(schedule['settings'])})", f"  {'step':>8} {'epoch':>6}  {'':12} {'multiplier':>10}  LR"]
+        lines += ["", f"== {schedule['label']}  ({describe(schedule['settings'])})"]
+        if summary is None:
+            continue
+        lines.append(f"  {'step':>8} {'epoch':>6}  {'':12} {'multiplier':>10}  LR ({', '.join(result['groups'])})")
         for key in summary.key_steps:
-            epoch = key.step // per_epoch + 1 if per_epoch else "-"
             lr_text = ", ".join(f"{lr * key.multiplier:.3e}" for lr in lrs)
-            lines.append(f"  {key.step:>8} {epoch:>6}  {key.label:12} {key.multiplier:>10.4f}  {lr_text}")
-    lines += ["", table(result)]
+            lines.append(f"  {key.step:>8} {_epoch_of(key.step, per_epoch):>6}  {key.label:12} {key.multiplier:>10.4f}  {lr_text}")
+    curves = [s for s in result["schedules"] if s["summary"] is not None]
+    if curves:
+        lines += ["", table(result, curves)]
+    if result["warnings"]:
+        lines += [""] + [f"warning: {text}" for text in result["warnings"]]
     return "\n".join(lines)
 
 
-def table(result: dict) -> str:
-    """The comparison table: one column per schedule."""
-    schedules = result["schedules"]
+def table(result: dict, schedules: list[dict]) -> str:
+    """The comparison table: one column per schedule; the epoch rows give each group's mean LR."""
     rows = [
         ("mean multiplier (area vs constant)", [f"{s['summary'].mean_multiplier:.4f}" for s in schedules]),
         ("LR or steps x to match constant", [f"x{s['summary'].match_constant_factor:.3f}" for s in schedules]),
@@ -247,33 +333,41 @@ def table(result: dict) -> str:
         ("final multiplier", [f"{s['multipliers'][-1]:.4f}" for s in schedules]),
     ]
     for epoch in range(max(len(s["summary"].epoch_means) for s in schedules)):
-        rows.append((f"epoch {epoch + 1} mean LR", [f"{result['lrs'][0] * s['summary'].epoch_means[epoch]:.3e}" for s in schedules]))
+        rows.append(
+            (f"epoch {epoch + 1} mean LR", [" / ".join(f"{lr * s['summary'].epoch_means[epoch]:.3e}" for lr in result["lrs"]) for s in schedules])
+        )
     width = max(len(name) for name, _ in rows)
-    columns = [max(len(s["label"]), 10) for s in schedules]
+    columns = [max(len(s["label"]), *(len(values[i]) for _, values in rows)) for i, s in enumerate(schedules)]
     header = " " * width + "  " + "  ".join(s["label"].rjust(w) for s, w in zip(schedules, columns))
     return "\n".join([header] + [name.ljust(width) + "  " + "  ".join(v.rjust(w) for v, w in zip(values, columns)) for name, values in rows])
 
 
-def to_json(result: dict) -> str:
+def to_json(result: dict, trace: bool = False) -> str:
     out = {key: value for key, value in result.items() if key != "schedules"}
-    out["schedules"] = [
-        {"label": s["label"], "settings": s["settings"], **s["summary"].to_dict()} for s in result["schedules"]
-    ]
+    out["schedules"] = []
+    for s in result["schedules"]:
+        entry = {"label": s["label"], "settings": s["settings"]}
+        if s["summary"] is not None:
+            entry.update(s["summary"].to_dict())
+            if trace:
+                entry["multipliers"] = s["multipliers"]
+        out["schedules"].append(entry)
     return json.dumps(out, indent=2)
 
 
-def plot(result: dict, path: str, size: str) -> None:
+def plot(result: dict, path: str, size: tuple[int, int]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    width, height = (int(v) for v in size.lower().split("x"))
+    width, height = size
     dpi = 100
     figure, axes = plt.subplots(figsize=(width / dpi, height / dpi), dpi=dpi)
     lr = result["lrs"][0]
     for schedule in result["schedules"]:
-        axes.plot(range(result["steps"]), [lr * m for m in schedule["multipliers"]], label=schedule["label"], linewidth=1.6)
+        if schedule["multipliers"] is not None:
+            axes.plot(range(result["steps"]), [lr * m for m in schedule["multipliers"]], label=schedule["label"], linewidth=1.6)
     if result["steps_per_epoch"]:
         for boundary in range(result["steps_per_epoch"], result["steps"], result["steps_per_epoch"]):
             axes.axvline(boundary, color="grey", linewidth=0.6, linestyle=":")
@@ -291,24 +385,23 @@ def plot(result: dict, path: str, size: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser, args = parse(argv)
-    if args.command == "list":
+    own = argv[: argv.index("--")] if "--" in argv else argv
+    if argv[:1] != ["preview"] or {"-h", "--help"} & set(own):
+        _, args = parse(own)  # sdsched list, or --help (which exits)
         print("\n".join(registry.names()))
         return 0
-    if args.plot:
+    flags = preview_only_parser().parse_known_args(own[1:])[0]
+    if flags.plot:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            parser.error(PLOT_HINT)
-    try:
-        result = preview(args)
-    except (options.OptionError, registry.UnknownSchedule) as error:
-        parser.error(str(error))
-    print(to_json(result) if args.json else render_text(result))
-    if args.plot:
-        plot(result, args.plot, args.plot_size)
-        if not args.json:
-            print(f"\nplot: {args.plot}")
+            preview_only_parser().error(PLOT_HINT)
+    result = compute(argv[1:])
+    print(to_json(result, flags.trace) if flags.json else render_text(result))
+    if flags.plot:
+        plot(result, flags.plot, flags.plot_size)
+        if not flags.json:
+            print(f"\nplot: {flags.plot}")
     return 0
 
 

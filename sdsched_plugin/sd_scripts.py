@@ -85,12 +85,12 @@ def read_training_args(script: Path, script_args: list[str], num_processes: int)
             "--", str(script), "a training script with setup_parser() (train_network.py, sdxl_train_network.py, ...)",
             "setup_parser() を持つ学習スクリプト(train_network.py など)",
         )
-    parser = module.setup_parser()
     install(importlib.import_module(MODULE_NAME))  # a no-op where the startup hook has patched it
     saved_argv, saved_world = sys.argv, os.environ.get("WORLD_SIZE")
-    sys.argv = [str(script), *script_args]  # read_config_from_file parses sys.argv again
+    sys.argv = [str(script), *script_args]  # the parser's prog; read_config_from_file parses sys.argv again
     os.environ["WORLD_SIZE"] = str(num_processes)  # what accelerate launch would set
     try:
+        parser = module.setup_parser()
         args = parser.parse_args(script_args)
         return sys.modules[MODULE_NAME].read_config_from_file(args, parser)
     finally:

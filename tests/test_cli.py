@@ -19,8 +19,7 @@ def preview_json(argv, capsys):
 
 
 def run_preview(argv):
-    _, args = cli.parse(["preview", *argv])
-    return cli.preview(args)
+    return cli.compute(argv)
 
 
 def test_cosine_mean_multiplier_is_one_half_in_the_limit(capsys):
@@ -89,7 +88,7 @@ def test_compare_puts_schedules_side_by_side(capsys):
 def test_json_has_every_number(capsys):
     out = preview_json(["--lr_scheduler", "linear_floor", "--lr_scheduler_min_value", "0.5", "--max_train_steps", "10",
                         "--learning_rate", "1e-4", "--text_encoder_lr", "5e-5", "--steps_per_epoch", "5"], capsys)  # fmt: skip
-    assert out["steps"] == 10 and out["lrs"] == [1e-4, 5e-5]
+    assert out["steps"] == 10 and out["lrs"] == [5e-5, 1e-4]  # text encoder first, as sd-scripts builds them
     schedule = out["schedules"][0]
     assert schedule["settings"] == {"name": "linear_floor", "min_value": 0.5, "num_warmup_steps": 0, "num_training_steps": 10}
     assert schedule["key_steps"][-1] == {"step": 9, "label": "last step", "multiplier": pytest.approx(0.55)}

@@ -1,0 +1,284 @@
+"""What ``sdsched preview`` computes: the run (its step count, epochs and param groups) and,
+for each schedule, the multiplier of every optimizer update.
+
+The step count is the one the training prints as "total optimization steps": with
+``--max_train_epochs``, ``epochs * ceil(batches / processes / gradient accumulation)`` from the
+dataset's batch count (counted by sd-scripts' own dataset code where it is importable, from the
+folder layout otherwise: the caller hands the count in). Floored schedules come from the same
+``arguments.read_request`` that training uses, their curves from the pure specs; sd-scripts'
+own names from the pure mirror of its ``get_scheduler_fix``. Nothing here imports torch for
+the package's own schedules: a third-party schedule is computed by its own (torch) class.
+
+Update k uses ``lr_i * multiplier[k]``: accelerate steps the scheduler once per process per
+optimizer update, so ``multiplier[k] = curve(k * num_processes)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass, field
+
+from . import arguments, options, registry, stats
+
+DOTTED_PREFIX = "sdsched_plugin."
+
+
+@dataclass
+class Run:
+    """The run a preview shows: step counts, processes and base LRs of each param group."""
+
+    steps: int
+    steps_per_epoch: int | None
+    num_processes: int = 1
+    groups: list[tuple[str, float]] = field(default_factory=list)
+    count: object = None  # dataset_count.RunCount when a dataset was counted
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def epochs(self) -> int | None:
+        return math.ceil(self.steps / self.steps_per_epoch) if self.steps_per_epoch else None
+
+
+def run_of(args, num_processes: int, count=None, steps_per_epoch: int | None = None) -> Run:
+    """The run's steps as sd-scripts computes them. ``count`` is the dataset's RunCount (or
+    None); ``steps_per_epoch`` the preview's own flag, which overrides the count."""
+    if steps_per_epoch is None and count is not None:
+        steps_per_epoch = count.steps_per_epoch
+    if args.max_train_epochs is not None:
+        epochs = options.training_steps(args.max_train_epochs, "--max_train_epochs")
+        if not steps_per_epoch:
+            raise options.OptionError(
+                "--max_train_epochs",
+                epochs,
+                "give the dataset (--train_data_dir, --dataset_config or --in_json, with --train_batch_size),"
+                " or the optimizer steps of one epoch as --steps_per_epoch",
+                "データセット(--train_data_dir / --dataset_config / --in_json と --train_batch_size)か、"
+                "1エポックのオプティマイザーのステップ数 --steps_per_epoch を指定してください",
+            )
+        steps = epochs * steps_per_epoch
+    else:
+        steps = options.training_steps(args.max_train_steps)
+    return Run(steps, steps_per_epoch, num_processes, param_groups(args), count)
+
+
+def _first(value):
+    """--text_encoder_lr is a list in current sd-scripts, a float in older ones and TOML."""
+    if isinstance(value, (list, tuple)):
+        return value[0] if value else None
+    return value
+
+
+def _network_args(args) -> dict:
+    pairs = {}
+    for token in getattr(args, "network_args", None) or []:
+        key, sep, value = str(token).partition("=")
+        if sep:
+            pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _lr(value, flag: str) -> float | None:
+    if value is None:
+        return None
+    number = options._number(flag, value, "a number >= 0", "0 以上の数値を指定してください")
+    if number < 0:
+        raise options.OptionError(flag, value, "a number >= 0", "0 以上の数値を指定してください")
+    return number
+
+
+def param_groups(args) -> list[tuple[str, float]]:
+    """(name, base LR) of each param group in the order sd-scripts builds them. For a LoRA
+    (``--network_module``): the text encoder's group first, then the U-Net's, each followed by
+    its LoRA+ group; a group whose LR is 0 is dropped, as sd-scripts does ("NO LR skipping").
+    Other trainings: one group at --learning_rate."""
+    learning_rate = _lr(getattr(args, "learning_rate", None), "--learning_rate")
+    if not getattr(args, "network_module", None):
+        return [("all", learning_rate)]
+    network_args = _network_args(args)
+    plus = _lr(network_args.get("loraplus_lr_ratio"), "--network_args loraplus_lr_ratio")
+    groups = []
+
+    def add(name, lr, ratio):
+        if lr:
+            groups.append((name, lr))
+            if ratio:
+                groups.append((f"{name} plus", lr * ratio))
+
+    text_encoder_trained = not getattr(args, "network_train_unet_only", False) and not getattr(args, "cache_text_encoder_outputs", False)
+    if text_encoder_trained:
+        text_encoder_lrs = getattr(args, "text_encoder_lr", None)
+        ratio = _lr(network_args.get("loraplus_text_encoder_lr_ratio"), "--network_args loraplus_text_encoder_lr_ratio") or plus
+        if isinstance(text_encoder_lrs, (list, tuple)) and len(text_encoder_lrs) > 1 and not str(args.network_module).endswith(".lora"):
+            for index, lr in enumerate(text_encoder_lrs):  # networks with one LR per text encoder (FLUX.1, SD3, ...)
+                add(f"textencoder{index + 1}", _lr(lr, "--text_encoder_lr"), ratio)
+        else:
+            text_encoder_lr = _lr(_first(text_encoder_lrs), "--text_encoder_lr")
+            add("textencoder", learning_rate if text_encoder_lr is None else text_encoder_lr, ratio)
+    if not getattr(args, "network_train_text_encoder_only", False):
+        unet_lr = _lr(getattr(args, "unet_lr", None), "--unet_lr")
+        ratio = _lr(network_args.get("loraplus_unet_lr_ratio"), "--network_args loraplus_unet_lr_ratio") or plus
+        add("unet", learning_rate if unet_lr is None else unet_lr, ratio)
+    return groups
+
+
+@dataclass
+class Schedule:
+    label: str
+    settings: dict
+    multipliers: list[float] | None  # None: the optimizer sets the LR (schedule-free, adafactor)
+    summary: stats.Summary | None = None
+
+
+def optimizer_sets_lr(args) -> str | None:
+    """One line for the optimizers that take no LR scheduler of ours or sd-scripts'."""
+    name = str(getattr(args, "lr_scheduler", "") or "")
+    if arguments.is_schedule_free(args):
+        return (
+            f"{args.optimizer_type}: a schedule-free optimizer sets the LR itself; sd-scripts uses no scheduler"
+            " / スケジュールフリーのオプティマイザーは学習率を自分で決めます(スケジューラは使われません)"
+        )
+    if name.startswith("adafactor"):
+        return (
+            f"{name}: Adafactor sets the LR itself (transformers' AdafactorSchedule)"
+            " / Adafactor が学習率を決めます(AdafactorSchedule)"
+        )
+    return None
+
+
+def curve_of(args, num_processes: int, total: int):
+    """(label, settings, step -> multiplier in scheduler steps) of the schedule ``args`` ask for."""
+    request = arguments.read_request(args, pure=True)
+    if request is not None:
+        settings = request.cls.settings(**request.kwargs(num_processes))
+        return label_of(args), settings, registry.curve_of(request.cls, settings)
+    scheduler_type = str(getattr(args, "lr_scheduler_type", "") or "")
+    if scheduler_type.startswith(DOTTED_PREFIX):
+        return dotted_curve(scheduler_type, args)
+    if scheduler_type:
+        raise options.OptionError(
+            "--lr_scheduler_type",
+            scheduler_type,
+            f"{arguments.HOOK_PREFIX}NAME (sdsched list) or {DOTTED_PREFIX}CLASS; the preview does not build other custom schedulers",
+            f"{arguments.HOOK_PREFIX}NAME(sdsched list)か {DOTTED_PREFIX}CLASS。その他のカスタムスケジューラはプレビューできません",
+        )
+    from . import curves  # the pure mirror of sd-scripts' own schedules
+
+    settings, curve = curves.sd_scripts_stock(
+        args.lr_scheduler,
+        num_training_steps=total * num_processes,
+        lr_warmup_steps=options.warmup(getattr(args, "lr_warmup_steps", 0) or 0),
+        lr_decay_steps=options.warmup(getattr(args, "lr_decay_steps", 0) or 0, "--lr_decay_steps"),
+        num_cycles=options.num_cycles(getattr(args, "lr_scheduler_num_cycles", 1)),
+        power=options.power(getattr(args, "lr_scheduler_power", 1.0)),
+        timescale=getattr(args, "lr_scheduler_timescale", None),
+        min_lr_ratio=getattr(args, "lr_scheduler_min_lr_ratio", None),
+        scheduler_kwargs=arguments.literal_scheduler_args(args),
+        # transformers' polynomial reads optimizer.defaults["lr"]: sd-scripts builds the optimizer with --learning_rate
+        lr_init=_lr(getattr(args, "learning_rate", None), "--learning_rate"),
+    )
+    return label_of(args), settings, curve
+
+
+def dotted_curve(scheduler_type: str, args):
+    """``--lr_scheduler_type=sdsched_plugin.CosineWithRestartsFloor``: sd-scripts' unpatched
+    path passes only ``--lr_scheduler_args`` to the class, step counts included, as given."""
+    spec = registry.spec_by_class_name(scheduler_type[len(DOTTED_PREFIX) :], "--lr_scheduler_type")
+    values = options.parse_key_values(arguments.scheduler_args_of(args), spec.keys())
+    settings = spec.settings(**values)
+    return scheduler_type, settings, registry.curve_of(spec, settings)
+
+
+def label_of(args) -> str:
+    if getattr(args, "lr_scheduler_type", None):
+        return args.lr_scheduler_type
+    name = args.lr_scheduler
+    if name in arguments.FLOORED_STOCK_NAMES and (args.lr_scheduler_min_value is not None or arguments._min_value_in_scheduler_args(args)):
+        return f"{name} (floored)"
+    return name
+
+
+def variants(args, compare: str | None) -> list[tuple[str | None, argparse.Namespace]]:
+    """The main schedule and each ``--compare`` entry (``NAME[:key=value...]``), as the
+    arguments training would get. In a comparison a stock name shows the stock curve (floored
+    only with ``:min_value=...``); sd-scripts' own keys (``min_lr_ratio``, ``lr_end``,
+    ``num_cycles``, ...) go where training reads them."""
+    result = [(None, argparse.Namespace(**vars(args)))]
+    for entry in filter(None, (part.strip() for part in (compare or "").split(","))):
+        name, *pairs = entry.split(":")
+        variant = argparse.Namespace(**vars(args))
+        variant.lr_scheduler, variant.lr_scheduler_type, variant.lr_scheduler_args = name, "", []
+        if name.startswith(arguments.HOOK_PREFIX) or name.startswith(DOTTED_PREFIX):
+            variant.lr_scheduler_type, variant.lr_scheduler = name, "constant"
+        if not registry.has(name):  # the stock curve: none of our flags
+            variant.lr_scheduler_min_value = None
+            for key in arguments.RESTART_FLAGS:
+                setattr(variant, arguments.KEY_DESTS[key], None)
+        for pair in pairs:
+            key, sep, value = pair.partition("=")
+            if not sep:
+                raise options.OptionError("--compare", entry, "NAME[:key=value...], e.g. cosine_floor:min_value=0.3", "NAME[:key=value...](例: cosine_floor:min_value=0.3)")
+            if key == "min_value":
+                variant.lr_scheduler_min_value = value
+            elif f"lr_scheduler_{key}" in COMPARE_FLAGS:
+                setattr(variant, f"lr_scheduler_{key}", COMPARE_FLAGS[f"lr_scheduler_{key}"](value))
+            elif key in ("lr_warmup_steps", "lr_decay_steps"):
+                setattr(variant, key, options.warmup(value, f"--compare {key}"))
+            else:
+                variant.lr_scheduler_args.append(pair)
+        result.append((entry, variant))
+    return result
+
+
+COMPARE_FLAGS = {
+    "lr_scheduler_num_cycles": lambda v: options.num_cycles(v, "--compare num_cycles"),
+    "lr_scheduler_power": lambda v: options.power(v, "--compare power"),
+    "lr_scheduler_min_lr_ratio": lambda v: options.min_value(v, "--compare min_lr_ratio"),
+    "lr_scheduler_timescale": lambda v: options.training_steps(v, "--compare timescale"),
+    **{f"lr_scheduler_{key}": (lambda key: lambda v: v)(key) for key in arguments.RESTART_FLAGS},
+}
+
+
+def schedules(args, run: Run, compare: str | None = None) -> list[Schedule]:
+    result = []
+    for entry, variant in variants(args, compare):
+        variant.max_train_steps, variant.max_train_epochs = run.steps, None  # the run's steps are known now
+        fixed = optimizer_sets_lr(variant)
+        if fixed is not None:
+            result.append(Schedule(entry or label_of(variant), {"note": fixed}, None))
+            continue
+        label, settings, curve = curve_of(variant, run.num_processes, run.steps)
+        multipliers = [float(curve(k * run.num_processes)) for k in range(run.steps)]
+        summary = stats.summarize(multipliers, run.steps_per_epoch)
+        result.append(Schedule(entry or label, settings, multipliers, summary))
+    return result
+
+
+def warnings_of(args, run: Run, shown: list[Schedule]) -> list[str]:
+    """Short warnings for the traps people fall into when planning a schedule in epochs."""
+    found = []
+    main = shown[0]
+    if main.summary is not None and run.steps_per_epoch:
+        restarts = [key.step for key in main.summary.key_steps if key.label == "restart"]
+        off = [step for step in restarts if step % run.steps_per_epoch]
+        if off:
+            where = ", ".join(f"step {step} (epoch {step // run.steps_per_epoch + 1})" for step in off[:4])
+            found.append(
+                f"restarts fall inside epochs: {where}; with no warmup and a cycle count that divides the {run.epochs} epochs,"
+                f" each restart falls on an epoch boundary / リスタートがエポックの途中にあります({where})"
+            )
+    cycles = getattr(args, "lr_scheduler_num_cycles", None)
+    epochs = getattr(args, "max_train_epochs", None)
+    if epochs and cycles == epochs and epochs > 1 and "restarts" in str(main.settings.get("name", args.lr_scheduler)):
+        found.append(
+            f"lr_scheduler_num_cycles = {cycles} = the epoch count: the kohya_ss GUI writes the epoch count when"
+            f' "LR # cycles" is empty, so the LR restarts every epoch; set "LR # cycles" to the restarts you want'
+            f" / サイクル数がエポック数と同じです。kohya_ss GUI は「LR # cycles」が空だとエポック数を入れます"
+        )
+    warmup, total = main.settings.get("num_warmup_steps"), main.settings.get("num_training_steps")
+    if warmup and total and warmup * 10 > total:
+        found.append(
+            f"the warmup is {warmup} of {total} scheduler steps ({100 * warmup / total:.0f}%), more than a tenth of the run"
+            f" / ウォームアップが全体の {100 * warmup / total:.0f}% あります(1割超)"
+        )
+    return found

@@ -1,0 +1,184 @@
+"""The preview of the run you will actually train: the pasted command, the process count,
+the param groups in sd-scripts' order, epochs, --trace, warnings and bad preview flags."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import STANDIN, host_env
+from sdsched_plugin import cli, command, preview
+from sdsched_plugin.options import OptionError
+
+
+def json_of(argv, capsys):
+    assert cli.main(["preview", *argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+# --- the pasted command -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "tokens, processes",
+    [
+        (["accelerate", "launch", "--num_processes=2", "--num_cpu_threads_per_process", "2", "train_network.py", "--a"], 2),
+        (["/home/u/kohya_ss/venv/bin/accelerate", "launch", "--num_processes", "3", "--num_machines", "1", "x/train_network.py"], 3),
+        (["python", "train_network.py", "--a"], 1),
+        (["python", "-m", "accelerate.commands.launch", "--num_processes=4", "sdxl_train_network.py"], 4),
+        (["torchrun", "--nproc_per_node=2", "--nnodes=2", "train_network.py"], 4),
+        (["accelerate", "launch", "--cpu", "train_network.py"], 1),
+    ],
+)
+def test_the_launcher_gives_the_process_count(tokens, processes, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HOME", str(tmp_path))  # no default accelerate config here
+    read = command.read_command(tokens)
+    assert read.num_processes == processes
+    assert read.script.name.endswith("train_network.py")
+    assert read.script_args == tokens[tokens.index(next(t for t in tokens if t.endswith(".py"))) + 1 :]
+
+
+def test_accelerate_config_files_give_the_count_when_the_flag_does_not(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    default = tmp_path / "accelerate" / "default_config.yaml"
+    default.parent.mkdir()
+    default.write_text("compute_environment: LOCAL_MACHINE\ndistributed_type: MULTI_GPU\nnum_processes: 2\n")
+    assert command.read_command(["accelerate", "launch", "train_network.py"]).num_processes == 2
+    other = tmp_path / "four.yaml"
+    other.write_text("num_processes: 4\n")
+    assert command.read_command(["accelerate", "launch", "--config_file", str(other), "train_network.py"]).num_processes == 4
+    assert command.read_command(["accelerate", "launch", "--num_processes=1", "train_network.py"]).num_processes == 1
+
+
+def test_a_command_pasted_as_one_string_and_windows_paths(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    read = command.read_command(['accelerate launch --num_processes=2 "C:\\kohya_ss\\sd-scripts\\train_network.py" --config_file=c.toml'])
+    assert read.script.name == "train_network.py" and read.num_processes == 2 and read.script_args == ["--config_file=c.toml"]
+
+
+def test_a_command_without_a_script_is_named():
+    with pytest.raises(OptionError, match="a training command with its script"):
+        command.read_command(["accelerate", "launch", "--num_processes=2"])
+
+
+# --- param groups -------------------------------------------------------------------------
+
+
+def groups(**values):
+    base = {"learning_rate": 1e-4, "network_module": "networks.lora", "unet_lr": None, "text_encoder_lr": None}
+    return preview.param_groups(type("Args", (), {**base, **values})())
+
+
+def test_text_encoder_group_comes_first_as_sd_scripts_builds_it():
+    assert groups(unet_lr=1e-4, text_encoder_lr=[5e-5]) == [("textencoder", 5e-5), ("unet", 1e-4)]
+    assert groups(unet_lr=3e-4) == [("textencoder", 1e-4), ("unet", 3e-4)]
+    assert groups(text_encoder_lr=5e-5) == [("textencoder", 5e-5), ("unet", 1e-4)]  # TOML: a float
+
+
+def test_two_text_encoder_lrs_for_networks_with_one_per_encoder():
+    assert groups(network_module="networks.lora_flux", text_encoder_lr=[1e-5, 2e-5]) == [
+        ("textencoder1", 1e-5), ("textencoder2", 2e-5), ("unet", 1e-4)
+    ]  # fmt: skip
+    # networks.lora (SD1.5, SDXL: both encoders in one group) takes the first value
+    assert groups(text_encoder_lr=[1e-5, 2e-5]) == [("textencoder", 1e-5), ("unet", 1e-4)]
+
+
+def test_groups_left_out_as_sd_scripts_leaves_them_out():
+    assert groups(network_train_unet_only=True) == [("unet", 1e-4)]
+    assert groups(network_train_text_encoder_only=True) == [("textencoder", 1e-4)]
+    assert groups(text_encoder_lr=[0.0]) == [("unet", 1e-4)]  # "NO LR skipping!"
+    assert groups(network_args=["loraplus_lr_ratio=16"]) == [
+        ("textencoder", 1e-4), ("textencoder plus", 1.6e-3), ("unet", 1e-4), ("unet plus", 1.6e-3)
+    ]  # fmt: skip
+    assert groups(network_module=None) == [("all", 1e-4)]
+
+
+# --- the run in the output ----------------------------------------------------------------
+
+
+def test_unet_and_text_encoder_lrs_in_sd_scripts_order_with_each_epoch_mean(capsys):
+    out = json_of(["--lr_scheduler", "linear_floor", "--lr_scheduler_min_value", "0.5", "--max_train_epochs", "2",
+                   "--steps_per_epoch", "5", "--unet_lr", "1e-4", "--text_encoder_lr", "5e-5"], capsys)  # fmt: skip
+    assert out["steps"] == 10 and out["steps_per_epoch"] == 5 and out["epochs"] == 2
+    assert out["groups"] == ["textencoder", "unet"] and out["lrs"] == [5e-5, 1e-4]
+    assert out["schedules"][0]["epoch_means"] == pytest.approx([0.9, 0.65])
+    cli.main(["preview", "--lr_scheduler", "linear_floor", "--lr_scheduler_min_value", "0.5", "--max_train_epochs", "2",
+              "--steps_per_epoch", "5", "--unet_lr", "1e-4", "--text_encoder_lr", "5e-5"])  # fmt: skip
+    text = capsys.readouterr().out
+    assert "epoch 1 mean LR" in text and "4.500e-05 / 9.000e-05" in text  # both groups, TE first
+    assert "LR groups: textencoder 5e-05, unet 0.0001" in text
+
+
+def test_trace_gives_every_update_as_the_optimizer_sees_it(capsys):
+    import torch
+
+    from sdsched_plugin import schedulers
+
+    argv = ["--lr_scheduler", "cosine_with_restarts_floor", "--lr_scheduler_min_value", "0.3", "--lr_scheduler_num_cycles", "2",
+            "--max_train_steps", "37", "--lr_warmup_steps", "0.1", "--num_processes", "2", "--trace"]  # fmt: skip
+    out = json_of(argv, capsys)
+    multipliers = out["schedules"][0]["multipliers"]
+    assert len(multipliers) == 37
+    # the scheduler training builds, stepped as accelerate steps it: once per process per update
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = schedulers.CosineWithRestartsFloor(optimizer, min_value=0.3, num_cycles=2, num_training_steps=74, num_warmup_steps=7)
+    seen = []
+    for _ in range(37):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+        scheduler.step()
+    assert multipliers == seen
+
+
+def test_traps_get_a_short_warning(capsys, tmp_path):
+    config = tmp_path / "gui.toml"  # the GUI wrote the epoch count into an empty "LR # cycles"
+    config.write_text('lr_scheduler = "cosine_with_restarts"\nlr_scheduler_min_value = 0.5\nmax_train_epochs = 7\n'
+                      "lr_scheduler_num_cycles = 7\nlr_warmup_steps = 0.2\n")  # fmt: skip
+    out = json_of(["--config_file", str(config), "--steps_per_epoch", "10"], capsys)
+    warnings = "\n".join(out["warnings"])
+    assert "the kohya_ss GUI writes the epoch count" in warnings
+    assert "more than a tenth of the run" in warnings
+    assert "restarts fall inside epochs" in warnings  # 7 cycles after a 14-step warmup: not on epoch boundaries
+
+
+def test_the_whole_training_command_is_read_by_the_scripts_own_parser(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('lr_scheduler = "cosine_floor"\nlr_scheduler_min_value = 0.4\nmax_train_steps = 30\nunet_lr = 1e-4\n'
+                      'network_module = "networks.lora"\ntext_encoder_lr = [2e-5]\n')  # fmt: skip
+    env = host_env(SD_SCRIPTS_DIR=str(STANDIN), HF_HOME=str(tmp_path))
+    if os.environ.get("SD_SCRIPTS_DIR"):
+        env["SD_SCRIPTS_DIR"] = os.environ["SD_SCRIPTS_DIR"]
+    script = Path(env["SD_SCRIPTS_DIR"]) / "train_network.py"
+    argv = ["preview", "--json", "--", "accelerate", "launch", "--num_processes=2", str(script), f"--config_file={config}", "--network_dim=8"]
+    process = subprocess.run([sys.executable, "-m", "sdsched_plugin.cli", *argv], capture_output=True, text=True, env=env, timeout=300)
+    assert process.returncode == 0, process.stderr[-3000:]
+    out = json.loads(process.stdout)
+    assert out["read_by"].startswith("train_network.py (sd-scripts at") and out["num_processes"] == 2
+    assert out["steps"] == 30 and out["lrs"] == [2e-5, 1e-4]
+    assert out["schedules"][0]["settings"]["num_training_steps"] == 60  # scaled by the processes, as sd-scripts does
+    bad = subprocess.run([sys.executable, "-m", "sdsched_plugin.cli", *argv, "--lr_scheduler_min_value=2"], capture_output=True, text=True, env=env, timeout=300)
+    assert bad.returncode == 2 and "--lr_scheduler_min_value" in bad.stderr and "usage: train_network.py" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, detail",
+    [
+        (["--plot", "/no/such/folder/x.png"], "does not exist"),
+        (["--plot", "x.bmpx"], "must end in .png, .svg, .pdf"),
+        (["--plot_size", "big"], "WIDTHxHEIGHT"),
+        (["--plot_size", "100000x100000"], "from 100 to 8000"),
+        (["--steps_per_epoch", "0"], "--steps_per_epoch"),
+        (["--learning_rate", "-1"], "--learning_rate"),
+        (["--unet_lr", "-1e-4"], "--unet_lr"),
+        (["--num_processes", "0"], "--num_processes"),
+    ],
+)
+def test_bad_preview_flags_exit_2_before_computing(argv, detail, capsys):
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["preview", "--lr_scheduler", "cosine", "--max_train_steps", "10", *argv])
+    assert caught.value.code == 2
+    assert detail in capsys.readouterr().err
