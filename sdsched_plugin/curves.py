@@ -5,7 +5,8 @@ builds, without importing torch, diffusers or transformers, so that ``sdsched pr
 instant. Training never uses these: it builds its schedulers through diffusers' and
 transformers' own functions. Each curve here repeats the floating-point operations of the
 lambda it mirrors, in the same order and with the same types (an int ``1``, a ``max(0, x)``
-that can return the int ``0``), so its values are the very same floats; tests/test_curves.py
+that can return the int ``0``), so its values are the very same floats (what does not depend
+on the step is computed once, with the same operations: the preview evaluates 100,000 steps); tests/test_curves.py
 holds every one of them ``==`` to the real lambda over many random settings.
 
 Read from transformers 4.54.1 (what sd-scripts pins) and 5.24.0, and diffusers 0.32.1 and
@@ -55,10 +56,13 @@ def linear(num_warmup_steps: int, num_training_steps: int) -> Curve:
     """``get_linear_schedule_with_warmup``. diffusers 0.42 added ``f_min``/``f_max`` (0 and 1 by
     default: ``1.0 * x`` and ``0.0 + 1.0 * x`` give ``x`` exactly, so the default curve is this one)."""
 
+    warmup = float(max(1, num_warmup_steps))
+    decay = float(max(1, num_training_steps - num_warmup_steps))
+
     def multiplier(current_step: int):
         if current_step < num_warmup_steps:
-            return float(current_step) / float(max(1, num_warmup_steps))
-        return max(0.0, float(num_training_steps - current_step) / float(max(1, num_training_steps - num_warmup_steps)))
+            return float(current_step) / warmup
+        return max(0.0, float(num_training_steps - current_step) / decay)
 
     return multiplier
 
@@ -69,11 +73,14 @@ def cosine(num_warmup_steps: int, num_training_steps: int, num_cycles: float = 0
     transformers' function of the same name gives the same floats through another lambda
     (``cosine_with_min_lr`` with rate 0.0), which returns the int 0 where this returns 0.0."""
 
+    warmup, decay = float(max(1, num_warmup_steps)), float(max(1, num_training_steps - num_warmup_steps))
+    scale, cos = math.pi * float(num_cycles) * 2.0, math.cos  # the product's first two factors: same bits
+
     def multiplier(current_step: int):
         if current_step < num_warmup_steps:
-            return float(current_step) / float(max(1, num_warmup_steps))
-        progress = float(current_step - num_warmup_steps) / float(max(1, num_training_steps - num_warmup_steps))
-        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * float(num_cycles) * 2.0 * progress)))
+            return float(current_step) / warmup
+        progress = float(current_step - num_warmup_steps) / decay
+        return max(0.0, 0.5 * (1.0 + cos(scale * progress)))
 
     return multiplier
 
@@ -85,12 +92,15 @@ def cosine_with_min_lr(num_warmup_steps: int, num_training_steps: int, num_cycle
     transformers defines its cosine lambda twice and the second definition wins, so its
     ``get_cosine_schedule_with_warmup`` (sd-scripts' ``cosine``) is this with ``min_lr_rate=0.0``."""
 
+    warmup, decay = float(max(1, num_warmup_steps)), float(max(1, num_training_steps - num_warmup_steps))
+    scale, cos, keep = math.pi * float(num_cycles) * 2.0, math.cos, 1 - min_lr_rate
+
     def multiplier(current_step: int):
         if current_step < num_warmup_steps:
-            return float(current_step) / float(max(1, num_warmup_steps))
-        progress = float(current_step - num_warmup_steps) / float(max(1, num_training_steps - num_warmup_steps))
-        factor = 0.5 * (1.0 + math.cos(math.pi * float(num_cycles) * 2.0 * progress))
-        factor = factor * (1 - min_lr_rate) + min_lr_rate
+            return float(current_step) / warmup
+        progress = float(current_step - num_warmup_steps) / decay
+        factor = 0.5 * (1.0 + cos(scale * progress))
+        factor = factor * keep + min_lr_rate
         return max(0, factor)
 
     return multiplier
@@ -99,13 +109,16 @@ def cosine_with_min_lr(num_warmup_steps: int, num_training_steps: int, num_cycle
 def cosine_with_hard_restarts(num_warmup_steps: int, num_training_steps: int, num_cycles: int = 1) -> Curve:
     """``get_cosine_with_hard_restarts_schedule_with_warmup`` (sd-scripts' ``cosine_with_restarts``)."""
 
+    warmup, decay = float(max(1, num_warmup_steps)), float(max(1, num_training_steps - num_warmup_steps))
+    cycles, cos, pi = float(num_cycles), math.cos, math.pi
+
     def multiplier(current_step: int):
         if current_step < num_warmup_steps:
-            return float(current_step) / float(max(1, num_warmup_steps))
-        progress = float(current_step - num_warmup_steps) / float(max(1, num_training_steps - num_warmup_steps))
+            return float(current_step) / warmup
+        progress = float(current_step - num_warmup_steps) / decay
         if progress >= 1.0:
             return 0.0
-        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * ((float(num_cycles) * progress) % 1.0))))
+        return max(0.0, 0.5 * (1.0 + cos(pi * ((cycles * progress) % 1.0))))
 
     return multiplier
 
@@ -121,14 +134,16 @@ def polynomial(num_warmup_steps: int, num_training_steps: int, lr_end: float = 1
     if not (lr_init > lr_end):
         raise ValueError(f"lr_end ({lr_end}) must be smaller than initial lr ({lr_init})")
 
+    warmup = float(max(1, num_warmup_steps))
+    lr_range = lr_init - lr_end
+    decay_steps = num_training_steps - num_warmup_steps
+
     def multiplier(current_step: int):
         if current_step < num_warmup_steps:
-            return float(current_step) / float(max(1, num_warmup_steps))
+            return float(current_step) / warmup
         elif current_step > num_training_steps:
             return lr_end / lr_init
         else:
-            lr_range = lr_init - lr_end
-            decay_steps = num_training_steps - num_warmup_steps
             pct_remaining = 1 - (current_step - num_warmup_steps) / decay_steps
             decay = lr_range * pct_remaining**power + lr_end
             return decay / lr_init
