@@ -252,60 +252,29 @@ def scheduler_args_of(args) -> list:
     return list(value)
 
 
-def literal_scheduler_args(args) -> dict:
-    """``--lr_scheduler_args`` as sd-scripts' get_scheduler_fix passes them to a stock schedule:
-    ``key=value`` with the value read by ``ast.literal_eval``."""
-    values = {}
-    for token in scheduler_args_of(args):
-        key, sep, text = token.partition("=")
-        try:
-            if not sep:
-                raise ValueError(token)
-            values[key.strip()] = ast.literal_eval(text.strip())
-        except (ValueError, SyntaxError):
-            raise options.OptionError(
-                "--lr_scheduler_args", token, "key=value with a Python literal value, e.g. lr_end=1e-7 or step_rules='1:10,0.1'",
-                "key=value(値は Python のリテラル。例: lr_end=1e-7、step_rules='1:10,0.1')",
-            ) from None
-    return values
-
-
-# The names sd-scripts' get_scheduler_fix builds itself (transformers' SchedulerType values and
-# diffusers' piecewise_constant), for a transformers that does not say (the preview's fast
-# path never imports it); "adafactor:LR" goes with the Adafactor optimizer.
-SD_SCRIPTS_NAMES = (
-    "linear",
-    "cosine",
-    "cosine_with_restarts",
-    "polynomial",
-    "constant",
-    "constant_with_warmup",
-    "inverse_sqrt",
-    "reduce_lr_on_plateau",
-    "cosine_with_min_lr",
-    "cosine_warmup_with_min_lr",
-    "warmup_stable_decay",
-    "piecewise_constant",
-    "adafactor",
-)
-
-
 def stock_names() -> list[str]:
-    """Every name sd-scripts accepts for --lr_scheduler in this environment: the transformers
-    in front of it decides (training has imported it already), else our list."""
-    module = sys.modules.get("transformers.optimization")
-    enum = getattr(module, "SchedulerType", None)
-    if enum is None:
-        return list(SD_SCRIPTS_NAMES)
-    return sorted({member.value for member in enum} | {"piecewise_constant", "adafactor"})
+    """Every name sd-scripts' get_scheduler_fix builds a curve for in this environment: ours
+    (curves.SD_SCRIPTS_NAMES) less what the transformers in front of it lacks, where training
+    has imported it already (the preview's fast path never does)."""
+    from . import curves
+
+    names = set(curves.SD_SCRIPTS_NAMES)
+    enum = getattr(sys.modules.get("transformers.optimization"), "SchedulerType", None)
+    if enum is not None:
+        names &= {member.value for member in enum} | {"piecewise_constant"}
+    return sorted(names)
 
 
 def check_stock_name(name: str) -> None:
     """An unknown --lr_scheduler stops when the arguments are read, with the closest names of
     ours and sd-scripts' (sd-scripts itself fails only after the model has loaded)."""
-    if name in stock_names() or name.startswith("adafactor:"):
+    from . import curves
+
+    if name in stock_names() or name.startswith("adafactor"):
         return
-    raise registry.UnknownSchedule(registry.unknown_message(name, "--lr_scheduler", extra=stock_names()))
+    if name in curves.SD_SCRIPTS_CANNOT_BUILD:
+        raise curves.unknown_name(name)
+    raise registry.UnknownSchedule(registry.unknown_message(name, "--lr_scheduler", also=stock_names()))
 
 
 def _check_custom_type(scheduler_type: str) -> None:

@@ -263,7 +263,7 @@ def compute(argv: list[str]) -> dict:
         run = preview.run_of(args, processes, count, flags.steps_per_epoch)
         shown = preview.schedules(args, run, flags.compare)
         warnings = preview.warnings_of(args, run, shown)
-    except (options.OptionError, registry.UnknownSchedule) as error:
+    except (options.OptionError, registry.RegistryError) as error:
         parser.error(str(error))
     return result_of(run, shown, warnings, source)
 
@@ -383,13 +383,21 @@ def plot(result: dict, path: str, size: tuple[int, int]) -> None:
     plt.close(figure)
 
 
+def list_schedules() -> int:
+    """The schedules that can be used, one a line; third-party ones that fail to load apart,
+    with their reason, on stderr."""
+    print("\n".join(registry.names()))
+    for name, reason in registry.broken().items():
+        print(f"not available: {name}: {reason} / 使用不可", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     own = argv[: argv.index("--")] if "--" in argv else argv
     if argv[:1] != ["preview"] or {"-h", "--help"} & set(own):
         _, args = parse(own)  # sdsched list, or --help (which exits)
-        print("\n".join(registry.names()))
-        return 0
+        return list_schedules()
     flags = preview_only_parser().parse_known_args(own[1:])[0]
     if flags.plot:
         try:

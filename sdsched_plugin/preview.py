@@ -19,7 +19,7 @@ import argparse
 import math
 from dataclasses import dataclass, field
 
-from . import arguments, options, registry, stats
+from . import arguments, curves, options, registry, specs, stats
 
 DOTTED_PREFIX = "sdsched_plugin."
 
@@ -131,19 +131,16 @@ class Schedule:
 
 
 def optimizer_sets_lr(args) -> str | None:
-    """One line for the optimizers that take no LR scheduler of ours or sd-scripts'."""
-    name = str(getattr(args, "lr_scheduler", "") or "")
-    if arguments.is_schedule_free(args):
-        return (
-            f"{args.optimizer_type}: a schedule-free optimizer sets the LR itself; sd-scripts uses no scheduler"
-            " / スケジュールフリーのオプティマイザーは学習率を自分で決めます(スケジューラは使われません)"
-        )
-    if name.startswith("adafactor"):
-        return (
-            f"{name}: Adafactor sets the LR itself (transformers' AdafactorSchedule)"
-            " / Adafactor が学習率を決めます(AdafactorSchedule)"
-        )
-    return None
+    """One line for the optimizers that set the LR themselves (schedule-free, Adafactor)."""
+    from . import curves
+
+    optimizer_args = curves.parse_scheduler_args(getattr(args, "optimizer_args", None) or [], "--optimizer_args")
+    return curves.optimizer_sets_lr(
+        str(getattr(args, "lr_scheduler", "") or ""),
+        str(getattr(args, "optimizer_type", "") or ""),
+        optimizer_args,
+        str(getattr(args, "lr_scheduler_type", "") or ""),
+    )
 
 
 def curve_of(args, num_processes: int, total: int):
@@ -151,7 +148,7 @@ def curve_of(args, num_processes: int, total: int):
     request = arguments.read_request(args, pure=True)
     if request is not None:
         settings = request.cls.settings(**request.kwargs(num_processes))
-        return label_of(args), settings, registry.curve_of(request.cls, settings)
+        return label_of(args), settings, request.cls.pure_curve(settings)
     scheduler_type = str(getattr(args, "lr_scheduler_type", "") or "")
     if scheduler_type.startswith(DOTTED_PREFIX):
         return dotted_curve(scheduler_type, args)
@@ -162,8 +159,6 @@ def curve_of(args, num_processes: int, total: int):
             f"{arguments.HOOK_PREFIX}NAME (sdsched list) or {DOTTED_PREFIX}CLASS; the preview does not build other custom schedulers",
             f"{arguments.HOOK_PREFIX}NAME(sdsched list)か {DOTTED_PREFIX}CLASS。その他のカスタムスケジューラはプレビューできません",
         )
-    from . import curves  # the pure mirror of sd-scripts' own schedules
-
     settings, curve = curves.sd_scripts_stock(
         args.lr_scheduler,
         num_training_steps=total * num_processes,
@@ -173,7 +168,7 @@ def curve_of(args, num_processes: int, total: int):
         power=options.power(getattr(args, "lr_scheduler_power", 1.0)),
         timescale=getattr(args, "lr_scheduler_timescale", None),
         min_lr_ratio=getattr(args, "lr_scheduler_min_lr_ratio", None),
-        scheduler_kwargs=arguments.literal_scheduler_args(args),
+        scheduler_kwargs=curves.parse_scheduler_args(arguments.scheduler_args_of(args)),
         # transformers' polynomial reads optimizer.defaults["lr"]: sd-scripts builds the optimizer with --learning_rate
         lr_init=_lr(getattr(args, "learning_rate", None), "--learning_rate"),
     )
@@ -183,10 +178,14 @@ def curve_of(args, num_processes: int, total: int):
 def dotted_curve(scheduler_type: str, args):
     """``--lr_scheduler_type=sdsched_plugin.CosineWithRestartsFloor``: sd-scripts' unpatched
     path passes only ``--lr_scheduler_args`` to the class, step counts included, as given."""
-    spec = registry.spec_by_class_name(scheduler_type[len(DOTTED_PREFIX) :], "--lr_scheduler_type")
+    class_name = scheduler_type[len(DOTTED_PREFIX) :]
+    spec = specs.by_class_name(class_name)
+    if spec is None:
+        known = ", ".join(DOTTED_PREFIX + name for name in specs.SPECS)
+        raise options.OptionError("--lr_scheduler_type", scheduler_type, f"one of: {known}", f"次のいずれか: {known}")
     values = options.parse_key_values(arguments.scheduler_args_of(args), spec.keys())
     settings = spec.settings(**values)
-    return scheduler_type, settings, registry.curve_of(spec, settings)
+    return scheduler_type, settings, spec.pure_curve(settings)
 
 
 def label_of(args) -> str:

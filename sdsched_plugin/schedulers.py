@@ -3,6 +3,8 @@
 One job: build a ``torch.optim.lr_scheduler.LambdaLR`` whose multiplier is the stock
 ``diffusers.optimization`` curve of the same name, lifted by ``floor.floored_curve``. The
 curves are not re-derived here: each class asks diffusers for its stock lambda and wraps it.
+What a schedule is (name, options, settings, checks, the shape of the floor) lives in its
+torch-free spec (``specs``), which each class here subclasses.
 
 A LambdaLR (not a bare function) so that accelerate wraps it like sd-scripts' own schedulers
 and sd-scripts' ``lr/d*lr`` logging keeps working; one lambda for all param groups, so U-Net
@@ -19,8 +21,9 @@ import torch
 from diffusers import optimization as stock_schedules
 from torch.optim.lr_scheduler import LambdaLR
 
-from . import cycles, options
-from .floor import Curve, floored_curve
+from . import specs
+from .floor import Curve
+from .specs import FloorSpec
 
 logger = logging.getLogger("sdsched_plugin")
 
@@ -32,74 +35,36 @@ def stock_curve(factory, **kwargs) -> Curve:
     return factory(scratch, **kwargs).lr_lambdas[0]
 
 
-class FloorScheduler(LambdaLR):
-    """Base of the floored schedules. A subclass names itself and its stock curve; a third-party
+class FloorScheduler(FloorSpec, LambdaLR):
+    """Base of the floored schedulers: a ``specs.FloorSpec`` (name, options, settings, checks)
+    that is also a LambdaLR. A subclass names its diffusers stock function; a third-party
     package can add one through the ``sdsched_plugin.schedules`` entry-point group.
 
-    Constructor: ``(optimizer, **kwargs)`` with ``num_training_steps`` and ``min_value``
-    required, ``num_warmup_steps`` (default 0) and the subclass's ``options``; every value is
-    read by ``options.OPTIONS`` like the command-line flag it mirrors.
+    Constructor: ``(optimizer, **kwargs)`` with the keywords of ``keys()``, read and checked by
+    ``settings()``.
     """
 
-    name: ClassVar[str]
-    base_name: ClassVar[str]
-    options: ClassVar[tuple[str, ...]] = ()
-    defaults: ClassVar[dict[str, Any]] = {}
-    # the diffusers.optimization function of the stock curve, the settings it takes besides the
-    # step counts, and keywords fixed for the floor
+    # the diffusers.optimization function of the stock curve (its settings and fixed keywords
+    # are the spec's stock_keys and stock_fixed)
     stock_function: ClassVar[staticmethod]
-    stock_keys: ClassVar[tuple[str, ...]] = ()
-    stock_fixed: ClassVar[dict[str, Any]] = {}
-
-    @classmethod
-    def keys(cls) -> tuple[str, ...]:
-        """Every keyword the constructor takes besides ``optimizer`` and ``last_epoch``."""
-        return ("min_value", "num_warmup_steps", "num_training_steps", *cls.options)
-
-    @classmethod
-    def settings(cls, **kwargs) -> dict[str, Any]:
-        """Read and check the keyword arguments; return them complete, as plain values."""
-        unknown = sorted(set(kwargs) - set(cls.keys()))
-        if unknown:
-            known = ", ".join(sorted(cls.keys()))
-            raise options.OptionError(
-                f"{cls.name} arguments", unknown[0], f"one of: {known}", f"次のいずれかを指定してください: {known}"
-            )
-        for required in ("min_value", "num_training_steps"):
-            if kwargs.get(required) is None:
-                raise options.OptionError(
-                    options.OPTIONS[required].flag,
-                    None,
-                    f"{required}=... is required by {cls.name}",
-                    f"{cls.name} には {required}=... が必要です",
-                )
-        merged = {"num_warmup_steps": 0, **cls.defaults, **kwargs}
-        settings = {key: options.OPTIONS[key].read(value) for key, value in merged.items()}
-        options.check_warmup_fits(settings["num_warmup_steps"], settings["num_training_steps"])
-        cls.check(settings)
-        return {"name": cls.name, **settings}
-
-    @classmethod
-    def check(cls, settings: dict[str, Any]) -> None:
-        """Checks across values that a subclass adds (raise options.OptionError)."""
 
     @classmethod
     def stock(cls, settings: dict[str, Any]) -> Curve:
         """The stock curve of the same name, from diffusers."""
-        return stock_curve(
-            cls.stock_function,
-            num_warmup_steps=settings["num_warmup_steps"],
-            num_training_steps=settings["num_training_steps"],
-            **{key: settings[key] for key in cls.stock_keys},
-            **cls.stock_fixed,
-        )
+        return stock_curve(cls.stock_function, **cls.stock_arguments(settings))
+
+    @classmethod
+    def pure_stock(cls, settings: dict[str, Any]) -> Curve:
+        """The spec's pure curve; a class with none (a third-party one) gives its diffusers curve."""
+        if cls.pure_function is None:
+            return cls.stock(settings)
+        return super().pure_stock(settings)
 
     @classmethod
     def curve(cls, settings: dict[str, Any]) -> Curve:
-        """The floored multiplier as a function of the step, for checked ``settings``."""
-        return floored_curve(
-            cls.stock(settings), settings["min_value"], settings["num_warmup_steps"], settings["num_training_steps"]
-        )
+        """The floored multiplier as a function of the step, for checked ``settings``, from
+        diffusers' own lambdas: what training uses."""
+        return cls._shape(settings, lambda: cls.stock(settings), cosine_over)
 
     def __init__(self, optimizer, last_epoch: int = -1, **kwargs):
         self.sdsched = self.settings(**kwargs)
@@ -152,59 +117,18 @@ def describe_changes(saved: dict | None, current: dict, saved_base_lrs, base_lrs
     return changes
 
 
-class LinearFloor(FloorScheduler):
-    name = "linear_floor"
-    base_name = "linear"
+class LinearFloor(specs.LinearFloorSpec, FloorScheduler):
     stock_function = staticmethod(stock_schedules.get_linear_schedule_with_warmup)
 
 
-class CosineFloor(FloorScheduler):
-    name = "cosine_floor"
-    base_name = "cosine"
+class CosineFloor(specs.CosineFloorSpec, FloorScheduler):
     stock_function = staticmethod(stock_schedules.get_cosine_schedule_with_warmup)
 
 
-class CosineWithRestartsFloor(FloorScheduler):
-    """Floored cosine with hard restarts, and the restart controls of sd-scripts #73: a peak
-    decaying per cycle, cycles growing in length, a ramp at each restart, clamp or rescale.
-    With those at their defaults it is exactly diffusers' cosine_with_restarts, floored."""
+class CosineWithRestartsFloor(specs.CosineWithRestartsFloorSpec, FloorScheduler):
+    """Floored cosine with hard restarts and the restart controls (see the spec)."""
 
-    name = "cosine_with_restarts_floor"
-    base_name = "cosine_with_restarts"
-    options = ("num_cycles", *cycles.PLAIN)
-    defaults = {"num_cycles": 1, **cycles.PLAIN}
     stock_function = staticmethod(stock_schedules.get_cosine_with_hard_restarts_schedule_with_warmup)
-    stock_keys = ("num_cycles",)
-
-    @classmethod
-    def plain(cls, settings) -> bool:
-        return all(settings[key] == value for key, value in cycles.PLAIN.items())
-
-    @classmethod
-    def check(cls, settings):
-        if not cls.plain(settings):
-            cycles.plan(
-                settings["num_training_steps"] - settings["num_warmup_steps"],
-                settings["num_cycles"],
-                settings["cycle_mul"],
-                settings["restart_warmup_steps"],
-            )
-
-    @classmethod
-    def curve(cls, settings):
-        if cls.plain(settings):
-            return super().curve(settings)
-        return cycles.restart_curve(
-            cosine_over,
-            settings["min_value"],
-            settings["num_warmup_steps"],
-            settings["num_training_steps"],
-            settings["num_cycles"],
-            cycle_decay=settings["cycle_decay"],
-            cycle_mul=settings["cycle_mul"],
-            restart_warmup=settings["restart_warmup_steps"],
-            floor_mode=settings["floor_mode"],
-        )
 
 
 def cosine_over(steps: int) -> Curve:
@@ -212,13 +136,6 @@ def cosine_over(steps: int) -> Curve:
     return stock_curve(stock_schedules.get_cosine_schedule_with_warmup, num_warmup_steps=0, num_training_steps=steps)
 
 
-class PolynomialFloor(FloorScheduler):
-    name = "polynomial_floor"
-    base_name = "polynomial"
-    options = ("power",)
-    defaults = {"power": 1.0}
+class PolynomialFloor(specs.PolynomialFloorSpec, FloorScheduler):
+    # lr_end=0.0 from the spec; the scratch optimizer of stock_curve has lr 1.0
     stock_function = staticmethod(stock_schedules.get_polynomial_decay_schedule_with_warmup)
-    stock_keys = ("power",)
-    # The floor takes the place of lr_end: the stock curve decays to 0 and is then lifted,
-    # so the floored curve ends exactly at min_value.
-    stock_fixed = {"lr_end": 0.0}

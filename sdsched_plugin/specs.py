@@ -1,0 +1,184 @@
+"""What each floored schedule is, without torch: its name, options, settings and curve.
+
+One job: the torch-free half of the floored schedules, so that ``sdsched preview`` can check
+settings and compute a floored curve without importing torch or diffusers. A spec's
+``pure_curve`` is built from the pure stock curves of ``curves`` (bit for bit diffusers'
+lambdas) lifted by ``floor.floored_curve`` or ``cycles.restart_curve``. The torch classes in
+``schedulers`` subclass these specs and keep everything torch needs (the LambdaLR, resume); they
+build their curve from diffusers' own lambdas through the same ``_shape``, so the two can only
+differ in the stock curve, which tests/test_curves.py holds equal.
+
+Standard library only; imports nothing from torch, diffusers or ``schedulers``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar
+
+from . import curves, cycles, options
+from .floor import Curve, floored_curve
+
+
+class FloorSpec:
+    """Base of the floored schedules. A subclass names itself, its options and its stock curve.
+
+    Settings: ``num_training_steps`` and ``min_value`` required, ``num_warmup_steps`` (default
+    0) and the subclass's ``options``; every value is read by ``options.OPTIONS`` like the
+    command-line flag it mirrors.
+    """
+
+    name: ClassVar[str]
+    base_name: ClassVar[str]
+    options: ClassVar[tuple[str, ...]] = ()
+    defaults: ClassVar[dict[str, Any]] = {}
+    # the pure stock curve (a function of curves), the settings it takes besides the step
+    # counts, and keywords fixed for the floor; None in a third-party torch class
+    pure_function: ClassVar[Callable[..., Curve] | None] = None
+    stock_keys: ClassVar[tuple[str, ...]] = ()
+    stock_fixed: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """Every setting the schedule takes (the torch class's constructor keywords besides
+        ``optimizer`` and ``last_epoch``)."""
+        return ("min_value", "num_warmup_steps", "num_training_steps", *cls.options)
+
+    @classmethod
+    def settings(cls, **kwargs) -> dict[str, Any]:
+        """Read and check the keyword arguments; return them complete, as plain values, with the
+        schedule's ``name``. Raises options.OptionError."""
+        unknown = sorted(set(kwargs) - set(cls.keys()))
+        if unknown:
+            known = ", ".join(sorted(cls.keys()))
+            raise options.OptionError(
+                f"{cls.name} arguments", unknown[0], f"one of: {known}", f"次のいずれかを指定してください: {known}"
+            )
+        for required in ("min_value", "num_training_steps"):
+            if kwargs.get(required) is None:
+                raise options.OptionError(
+                    options.OPTIONS[required].flag,
+                    None,
+                    f"{required}=... is required by {cls.name}",
+                    f"{cls.name} には {required}=... が必要です",
+                )
+        merged = {"num_warmup_steps": 0, **cls.defaults, **kwargs}
+        settings = {key: options.OPTIONS[key].read(value) for key, value in merged.items()}
+        options.check_warmup_fits(settings["num_warmup_steps"], settings["num_training_steps"])
+        cls.check(settings)
+        return {"name": cls.name, **settings}
+
+    @classmethod
+    def check(cls, settings: dict[str, Any]) -> None:
+        """Checks across values that a subclass adds (raise options.OptionError)."""
+
+    @classmethod
+    def stock_arguments(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        """The keywords of the stock curve for checked ``settings``."""
+        return {
+            "num_warmup_steps": settings["num_warmup_steps"],
+            "num_training_steps": settings["num_training_steps"],
+            **{key: settings[key] for key in cls.stock_keys},
+            **cls.stock_fixed,
+        }
+
+    @classmethod
+    def pure_stock(cls, settings: dict[str, Any]) -> Curve:
+        """The stock curve of the same name, in pure Python."""
+        if cls.pure_function is None:
+            raise NotImplementedError(f"{cls.__name__} has no pure stock curve")
+        return cls.pure_function(**cls.stock_arguments(settings))
+
+    @classmethod
+    def _shape(cls, settings: dict[str, Any], stock: Callable[[], Curve], cosine_over: Callable[[int], Curve]) -> Curve:
+        """The floored curve from a stock curve (``stock()`` builds it, only if needed) and, for the
+        restart controls, the one-cycle cosine ``cosine_over(steps)``."""
+        return floored_curve(stock(), settings["min_value"], settings["num_warmup_steps"], settings["num_training_steps"])
+
+    @classmethod
+    def pure_curve(cls, settings: dict[str, Any]) -> Curve:
+        """The floored multiplier as a function of the step, for checked ``settings``, without
+        torch: the same floats as the torch class's ``curve``."""
+        return cls._shape(settings, lambda: cls.pure_stock(settings), curves.cosine_over)
+
+
+class LinearFloorSpec(FloorSpec):
+    name = "linear_floor"
+    base_name = "linear"
+    pure_function = staticmethod(curves.linear)
+
+
+class CosineFloorSpec(FloorSpec):
+    name = "cosine_floor"
+    base_name = "cosine"
+    pure_function = staticmethod(curves.cosine)
+
+
+class CosineWithRestartsFloorSpec(FloorSpec):
+    """Floored cosine with hard restarts, and the restart controls of sd-scripts #73: a peak
+    decaying per cycle, cycles growing in length, a ramp at each restart, clamp or rescale.
+    With those at their defaults it is exactly diffusers' cosine_with_restarts, floored."""
+
+    name = "cosine_with_restarts_floor"
+    base_name = "cosine_with_restarts"
+    options = ("num_cycles", *cycles.PLAIN)
+    defaults = {"num_cycles": 1, **cycles.PLAIN}
+    pure_function = staticmethod(curves.cosine_with_hard_restarts)
+    stock_keys = ("num_cycles",)
+
+    @classmethod
+    def plain(cls, settings) -> bool:
+        return all(settings[key] == value for key, value in cycles.PLAIN.items())
+
+    @classmethod
+    def check(cls, settings):
+        if not cls.plain(settings):
+            cycles.plan(
+                settings["num_training_steps"] - settings["num_warmup_steps"],
+                settings["num_cycles"],
+                settings["cycle_mul"],
+                settings["restart_warmup_steps"],
+            )
+
+    @classmethod
+    def _shape(cls, settings, stock, cosine_over):
+        if cls.plain(settings):
+            return super()._shape(settings, stock, cosine_over)
+        return cycles.restart_curve(
+            cosine_over,
+            settings["min_value"],
+            settings["num_warmup_steps"],
+            settings["num_training_steps"],
+            settings["num_cycles"],
+            cycle_decay=settings["cycle_decay"],
+            cycle_mul=settings["cycle_mul"],
+            restart_warmup=settings["restart_warmup_steps"],
+            floor_mode=settings["floor_mode"],
+        )
+
+
+class PolynomialFloorSpec(FloorSpec):
+    name = "polynomial_floor"
+    base_name = "polynomial"
+    options = ("power",)
+    defaults = {"power": 1.0}
+    stock_keys = ("power",)
+    # The floor takes the place of lr_end: the stock curve decays to 0 and is then lifted, so
+    # the floored curve ends exactly at min_value. The torch class builds diffusers' curve on a
+    # scratch optimizer with lr 1.0, so lr_init is 1.0 here too (the multiplier of diffusers'
+    # polynomial depends on the optimizer's LR; with lr_end=0 only in the last bits).
+    stock_fixed = {"lr_end": 0.0}
+
+    @staticmethod
+    def pure_function(**kwargs) -> Curve:
+        return curves.polynomial(**kwargs, lr_init=1.0)
+
+
+SPECS: dict[str, type[FloorSpec]] = {
+    spec.__name__[: -len("Spec")]: spec for spec in (LinearFloorSpec, CosineFloorSpec, CosineWithRestartsFloorSpec, PolynomialFloorSpec)
+}
+
+
+def by_class_name(class_name: str) -> type[FloorSpec] | None:
+    """The spec of one of the package's own scheduler classes (``"CosineFloor"``), or None: what
+    ``--lr_scheduler_type=sdsched_plugin.CosineFloor`` names, without importing torch."""
+    return SPECS.get(class_name)
