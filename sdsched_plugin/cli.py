@@ -309,9 +309,10 @@ def render_text(result: dict) -> str:
     lines.append("LR groups: " + ", ".join(f"{name} {lr:g}" for name, lr in zip(result["groups"], lrs)))
     for schedule in result["schedules"]:
         summary = schedule["summary"]
-        lines += ["", f"== {schedule['label']}  ({describe(schedule['settings'])})"]
-        if summary is None:
+        if summary is None:  # the optimizer sets the LR
+            lines += ["", f"== {schedule['label']}: {schedule['settings']['note']}"]
             continue
+        lines += ["", f"== {schedule['label']}  ({describe(schedule['settings'])})"]
         lines.append(f"  {'step':>8} {'epoch':>6}  {'':12} {'multiplier':>10}  LR ({', '.join(result['groups'])})")
         for key in summary.key_steps:
             lr_text = ", ".join(f"{lr * key.multiplier:.3e}" for lr in lrs)

@@ -203,11 +203,12 @@ def variants(args, compare: str | None) -> list[tuple[str | None, argparse.Names
     only with ``:min_value=...``); sd-scripts' own keys (``min_lr_ratio``, ``lr_end``,
     ``num_cycles``, ...) go where training reads them."""
     result = [(None, argparse.Namespace(**vars(args)))]
-    for entry in filter(None, (part.strip() for part in (compare or "").split(","))):
-        name, *pairs = entry.split(":")
+    for entry in filter(None, (part.strip() for part in split_outside_quotes(compare or "", ","))):
+        name, *pairs = split_outside_quotes(entry, ":")
         variant = argparse.Namespace(**vars(args))
         variant.lr_scheduler, variant.lr_scheduler_type, variant.lr_scheduler_args = name, "", []
-        if name.startswith(arguments.HOOK_PREFIX) or name.startswith(DOTTED_PREFIX):
+        custom = name.startswith(arguments.HOOK_PREFIX) or name.startswith(DOTTED_PREFIX)
+        if custom:  # every key=value goes to --lr_scheduler_args, as with that flag
             variant.lr_scheduler_type, variant.lr_scheduler = name, "constant"
         if not registry.has(name):  # the stock curve: none of our flags
             variant.lr_scheduler_min_value = None
@@ -217,7 +218,9 @@ def variants(args, compare: str | None) -> list[tuple[str | None, argparse.Names
             key, sep, value = pair.partition("=")
             if not sep:
                 raise options.OptionError("--compare", entry, "NAME[:key=value...], e.g. cosine_floor:min_value=0.3", "NAME[:key=value...](例: cosine_floor:min_value=0.3)")
-            if key == "min_value":
+            if custom:
+                variant.lr_scheduler_args.append(pair)
+            elif key == "min_value":
                 variant.lr_scheduler_min_value = value
             elif f"lr_scheduler_{key}" in COMPARE_FLAGS:
                 setattr(variant, f"lr_scheduler_{key}", COMPARE_FLAGS[f"lr_scheduler_{key}"](value))
@@ -227,6 +230,23 @@ def variants(args, compare: str | None) -> list[tuple[str | None, argparse.Names
                 variant.lr_scheduler_args.append(pair)
         result.append((entry, variant))
     return result
+
+
+def split_outside_quotes(text: str, separator: str) -> list[str]:
+    """``text.split(separator)``, except inside quotes: piecewise_constant's
+    ``step_rules='1:10,0.1'`` holds both separators."""
+    parts, current, quote = [], [], None
+    for char in text:
+        if quote is None and char in "'\"":
+            quote = char
+        elif char == quote:
+            quote = None
+        if char == separator and quote is None:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    return parts + ["".join(current)]
 
 
 COMPARE_FLAGS = {
