@@ -31,22 +31,41 @@ def cycle_lengths(decay_steps: int, num_cycles: int, cycle_mul: float) -> list[i
     """Whole-step lengths of ``num_cycles`` cycles, growing by ``cycle_mul``, summing to
     ``decay_steps``. Each cycle but the last is its geometric share rounded, at least one step,
     and never so long that a later cycle would get none; the last takes the rest."""
-    if decay_steps < num_cycles:
-        raise OptionError(
-            "--lr_scheduler_num_cycles",
-            num_cycles,
-            f"at most one cycle per step after warmup ({decay_steps} steps)",
-            f"ウォームアップ後のステップ数({decay_steps})以下のサイクル数",
-        )
+    check_cycles_fit(decay_steps, num_cycles)
     if cycle_mul == 1.0:
         first = decay_steps / num_cycles
     else:
-        first = decay_steps * (cycle_mul - 1.0) / (cycle_mul**num_cycles - 1.0)
+        first = decay_steps * (cycle_mul - 1.0) / (growth(cycle_mul, num_cycles) - 1.0)
     lengths: list[int] = []
     for k in range(num_cycles - 1):
         room = decay_steps - sum(lengths) - (num_cycles - 1 - k)  # leave a step for each later cycle
         lengths.append(min(room, max(1, round(first * cycle_mul**k))))
     return lengths + [decay_steps - sum(lengths)]
+
+
+def check_cycles_fit(decay_steps: int, num_cycles: int) -> None:
+    """More cycles than decaying steps give a flat or aliased curve that never reaches the
+    floor: refuse them, naming the most that fits."""
+    if decay_steps < num_cycles:
+        raise OptionError(
+            "--lr_scheduler_num_cycles",
+            num_cycles,
+            f"at most {decay_steps}: one cycle per step after warmup ({decay_steps} steps)",
+            f"{decay_steps} 以下(ウォームアップ後のステップ数 {decay_steps} を超えないサイクル数)",
+        )
+
+
+def growth(cycle_mul: float, num_cycles: int) -> float:
+    """``cycle_mul ** num_cycles``, or the usual message where it overflows a float."""
+    try:
+        return cycle_mul**num_cycles
+    except OverflowError:
+        raise OptionError(
+            "--lr_scheduler_cycle_mul",
+            cycle_mul,
+            f"a value whose power {num_cycles} (the cycle count) fits in a float: fewer cycles or a smaller C",
+            f"サイクル数 {num_cycles} 乗が浮動小数点数に収まる値(サイクル数か C を小さく)",
+        ) from None
 
 
 def ramp_steps(restart_warmup: int | float, length: int) -> int:

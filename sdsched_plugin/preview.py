@@ -294,6 +294,13 @@ def warnings_of(args, run: Run, shown: list[Schedule]) -> list[str]:
             f' "LR # cycles" is empty, so the LR restarts every epoch; set "LR # cycles" to the restarts you want'
             f" / サイクル数がエポック数と同じです。kohya_ss GUI は「LR # cycles」が空だとエポック数を入れます"
         )
+    for schedule in shown:  # sd-scripts' own restarts take any cycle count; ours refuse too many
+        settings = schedule.settings
+        if settings.get("name") == "cosine_with_restarts" and settings["num_cycles"] > settings["num_training_steps"] - settings["num_warmup_steps"]:
+            found.append(
+                f"{schedule.label}: {settings['num_cycles']} cycles in {settings['num_training_steps'] - settings['num_warmup_steps']}"
+                f" decaying steps: the curve is flat or aliased and never decays / サイクル数が減衰ステップ数より多く、曲線が減衰しません"
+            )
     warmup, total = main.settings.get("num_warmup_steps"), main.settings.get("num_training_steps")
     if warmup and total and warmup * 10 > total:
         found.append(

@@ -131,7 +131,9 @@ class CosineWithRestartsFloorSpec(FloorSpec):
 
     @classmethod
     def check(cls, settings):
-        if not cls.plain(settings):
+        if cls.plain(settings):
+            cycles.check_cycles_fit(settings["num_training_steps"] - settings["num_warmup_steps"], settings["num_cycles"])
+        else:
             cycles.plan(
                 settings["num_training_steps"] - settings["num_warmup_steps"],
                 settings["num_cycles"],

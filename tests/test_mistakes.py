@@ -83,6 +83,32 @@ def test_bad_toml_values_stop_when_the_arguments_are_read(sd_parse, toml_text, d
     assert all(detail in err for detail in details), err
 
 
+RESTARTS = ["--lr_scheduler", "cosine_with_restarts_floor", "--lr_scheduler_min_value", "0.5"]
+
+
+@pytest.mark.parametrize(
+    "argv, config, details",
+    [
+        # 3: more cycles than decaying steps with plain restarts: the most that fits is named
+        ([*RESTARTS, "--max_train_steps", "12", "--lr_scheduler_num_cycles", "20"], None, ["--lr_scheduler_num_cycles: got 20", "at most 12"]),
+        ([*RESTARTS, "--max_train_steps", "14", "--lr_warmup_steps", "2"], "lr_scheduler_num_cycles = 100000000000000000000\n", ["--lr_scheduler_num_cycles", "at most 12"]),
+        # 4: cycle_mul ** num_cycles overflowing a float
+        ([*RESTARTS, "--max_train_steps", "3000", "--lr_scheduler_cycle_mul", "2", "--lr_scheduler_num_cycles", "1100"], None, ["--lr_scheduler_cycle_mul: got 2.0", "fits in a float"]),
+        ([*RESTARTS, "--max_train_steps", "3000", "--lr_scheduler_num_cycles", "2"], "lr_scheduler_cycle_mul = 1e300\n", ["--lr_scheduler_cycle_mul: got 1e+300"]),
+    ],
+)
+def test_restart_counts_that_cannot_work_are_refused(sd_parse, argv, config, details, capsys, tmp_path):
+    err = exits_2(sd_parse, argv, capsys, tmp_path, config=config)
+    assert all(detail in err for detail in details), err
+
+
+def test_the_preview_warns_about_sd_scripts_own_restarts_that_never_decay(capsys):
+    from sdsched_plugin import cli
+
+    assert cli.main(["preview", "--lr_scheduler", "cosine_with_restarts", "--max_train_steps", "12", "--lr_scheduler_num_cycles", "20"]) == 0
+    assert "20 cycles in 12 decaying steps" in capsys.readouterr().out
+
+
 def test_a_floor_name_without_a_floor_says_it_is_missing(sd_parse, capsys, tmp_path):
     err = exits_2(sd_parse, ["--max_train_steps", "10", "--lr_scheduler", "linear_floor"], capsys, tmp_path)
     assert "--lr_scheduler_min_value: missing" in err and "linear_floor needs a floor" in err and "指定がありません" in err
