@@ -632,7 +632,13 @@ def _count_dataset(index: int, config: Any, general: Mapping, arg_layer: Mapping
                 f"{image.path} のサイズを読めません: 基準解像度の bucket に数えました",
             )
             size = resolution
-        buckets.add(buckets.select(*size), image.repeats)
+        reso = buckets.select(*size)
+        if min(reso) <= 0:  # sd-scripts fails here too (a division by the bucket's side)
+            raise OptionError(
+                "--bucket_no_upscale", image.path, f"images at least bucket_reso_steps ({reso_steps}) pixels on each side",
+                f"bucket_no_upscale では各辺が bucket_reso_steps({reso_steps})ピクセル以上の画像にしてください",
+            )
+        buckets.add(reso, image.repeats)
     batches = sum(math.ceil(n / batch_size) for n in buckets.counts.values())
     return DatasetCount(
         kind=kind,
