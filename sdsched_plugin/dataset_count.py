@@ -388,6 +388,7 @@ class _Image:
     path: str
     repeats: int
     size: tuple[int, int] | None = None
+    legacy_size: tuple[int, int] | None = None  # fine tuning: train_resolution
 
 
 @dataclass
@@ -590,23 +591,12 @@ def _count_dataset(index: int, config: Any, general: Mapping, arg_layer: Mapping
     validation_split = dataset_value("validation_split", float)
     validation_seed = dataset_value("validation_seed", int)
 
-    if resolution is None:
-        raise OptionError("--resolution", None, "a size or width,height, e.g. 512", "resolution(解像度)を指定してください(例: 512)")
-    if enable_bucket:
-        # BaseDataset.adjust_min_max_bucket_reso_by_steps
-        min_reso -= min_reso % reso_steps
-        if max_reso % reso_steps:
-            max_reso += reso_steps - max_reso % reso_steps
-        if min(resolution) < min_reso:
-            raise OptionError("--min_bucket_reso", min_reso, f"at most the resolution's shorter side ({min(resolution)})", f"解像度の短辺({min(resolution)})以下にしてください")
-        if max(resolution) > max_reso:
-            raise OptionError("--max_bucket_reso", max_reso, f"at least the resolution's longer side ({max(resolution)})", f"解像度の長辺({max(resolution)})以上にしてください")
-
     images: dict[str, _Image] = {}  # image_data: keyed by path, later entries replace earlier ones
     subset_rows = []
     num_train = num_reg = 0
+    legacy = False
     if kind == "fine-tuning":
-        num_train = _fine_tuning(subsets, config, general, arg_layer, cfg_flag, images, subset_rows, state)
+        num_train, legacy = _fine_tuning(subsets, config, general, arg_layer, cfg_flag, images, subset_rows, state)
         if validation_split and validation_split > 0:
             state.note(
                 f"{cfg_flag}: validation_split is ignored for fine-tuning datasets in this count",
@@ -618,8 +608,26 @@ def _count_dataset(index: int, config: Any, general: Mapping, arg_layer: Mapping
             kind == "controlnet", validation_split or 0.0, validation_seed,
         )
 
+    if resolution is None and not legacy:
+        raise OptionError("--resolution", None, "a size or width,height, e.g. 512", "resolution(解像度)を指定してください(例: 512)")
+    if enable_bucket and not legacy:
+        # BaseDataset.adjust_min_max_bucket_reso_by_steps
+        min_reso -= min_reso % reso_steps
+        if max_reso % reso_steps:
+            max_reso += reso_steps - max_reso % reso_steps
+        if min(resolution) < min_reso:
+            raise OptionError("--min_bucket_reso", min_reso, f"at most the resolution's shorter side ({min(resolution)})", f"解像度の短辺({min(resolution)})以下にしてください")
+        if max(resolution) > max_reso:
+            raise OptionError("--max_bucket_reso", max_reso, f"at least the resolution's longer side ({max(resolution)})", f"解像度の長辺({max(resolution)})以上にしてください")
+
     # make_buckets
-    if enable_bucket:
+    if legacy:
+        # sd-scripts <= v0.9.1, metadata from prepare_buckets_latents.py: bucketing on, the
+        # buckets are the train_resolution values, and every image is in its own
+        enable_bucket = True
+        resolution = resolution or (0, 0)
+        buckets = Buckets(False, resolution, None, sorted({image.size for image in images.values()}))
+    elif enable_bucket:
         predefined = None if no_upscale else bucket_resolutions(resolution, min_reso, max_reso, reso_steps)
         buckets = Buckets(no_upscale, resolution, reso_steps, predefined)
     else:
@@ -730,13 +738,16 @@ def _dreambooth(subsets, config, general, arg_layer, cfg_flag, images, rows, sta
     return num_train, num_reg
 
 
-def _fine_tuning(subsets, config, general, arg_layer, cfg_flag, images, rows, state) -> int:
-    """FineTuningDataset.__init__ (sd-scripts v0.10 and later: sizes from ``image_size`` in the
-    metadata, else the image file's header)."""
+def _fine_tuning(subsets, config, general, arg_layer, cfg_flag, images, rows, state) -> tuple[int, bool]:
+    """FineTuningDataset.__init__. v0.10 and later: sizes from ``image_size`` in the metadata, else
+    the header of ``image_dir/key``. v0.9.1 and older: ``train_resolution`` (written by
+    prepare_buckets_latents.py) is the bucket when every entry has one; the image is ``key``, or
+    ``image_dir/key.<ext>`` (keys are file names without extension). Returns (images x repeats,
+    whether the buckets are the train_resolution values)."""
     layers = (config, general, arg_layer)
     seen = []
     num_train = 0
-    legacy = True  # every entry has train_resolution and none has image_size (sd-scripts <= v0.9.1 buckets by it)
+    legacy = True  # every entry has train_resolution and none has image_size
     for number, subset in enumerate(subsets, 1):
         flag = cfg_flag if cfg_flag == "--in_json" else f"{cfg_flag} subset #{number}"
         metadata_file = _subset_value("metadata_file", subset, (), f"{flag} metadata_file", str)
@@ -752,36 +763,43 @@ def _fine_tuning(subsets, config, general, arg_layer, cfg_flag, images, rows, st
                     metadata = {}
                     for line in f:
                         entry = json.loads(line)
-                        metadata[entry["image_path"]] = {k: v for k, v in entry.items() if k in ("image_size",)}
+                        metadata[entry["image_path"]] = {k: v for k, v in entry.items() if k == "image_size"}
                 else:
                     metadata = json.load(f)
         except (ValueError, KeyError) as error:
             raise OptionError(flag, metadata_file, f"valid metadata JSON ({error})", f"メタデータの JSON が正しくありません({error})") from None
+        if not isinstance(metadata, Mapping):
+            raise OptionError(flag, metadata_file, "metadata: an object of image keys", "メタデータは画像キーのオブジェクトにしてください")
         if not metadata:
             continue
         for key, entry in metadata.items():
-            if os.path.isabs(key):
-                path = key
-            elif image_dir is None:
-                raise OptionError(f"{flag} image_dir", None, "the image folder: the metadata's image paths are relative", "メタデータの画像パスが相対パスなので image_dir を指定してください")
-            else:
-                path = os.path.join(image_dir, key)
-            size = entry.get("image_size") if isinstance(entry, Mapping) else None
-            legacy = legacy and isinstance(entry, Mapping) and "train_resolution" in entry and size is None
-            images[key] = _Image(path, repeats, tuple(size) if size else None)
-            if size is None and not os.path.isfile(path):
-                state.note(
-                    f"image not found for metadata entry {key}",
-                    f"メタデータの {key} の画像が見つかりません",
-                )
+            entry = entry if isinstance(entry, Mapping) else {}
+            size = entry.get("image_size")
+            legacy = legacy and "train_resolution" in entry and size is None
+            path = _metadata_image(key, image_dir)
+            if size is None and path is None and "train_resolution" not in entry:
+                state.note(f"no image for metadata entry {key}", f"メタデータの {key} の画像が見つかりません")
+            images[key] = _Image(path or key, repeats, tuple(size) if size else None)
+            if "train_resolution" in entry:
+                images[key].legacy_size = tuple(entry["train_resolution"])
         num_train += len(metadata) * repeats
         seen.append(metadata_file)
         rows.append((metadata_file, len(metadata), repeats, False))
-    if images and legacy:
+    legacy = legacy and bool(images)
+    if legacy:
+        for image in images.values():
+            image.size = image.legacy_size
         state.note(
-            "the metadata has train_resolution: sd-scripts v0.9.1 and older put each image in its train_resolution bucket; "
-            "this count reads the image sizes as v0.10 and later do",
-            "メタデータに train_resolution があります: sd-scripts v0.9.1 以前は train_resolution の bucket を使います。"
-            "この計算は v0.10 以降と同じく画像サイズを読みました",
+            "the metadata has train_resolution for every image: counted as sd-scripts v0.9.1 and older do, one bucket per train_resolution",
+            "メタデータのすべての画像に train_resolution があります: sd-scripts v0.9.1 以前と同じく train_resolution ごとの bucket で数えました",
+            estimate=False,
         )
-    return num_train
+    return num_train, legacy
+
+
+def _metadata_image(key: str, image_dir: str | None) -> str | None:
+    candidates = [os.path.join(image_dir, key)] if image_dir is not None and not os.path.isabs(key) else []
+    candidates.append(key)
+    if image_dir is not None:
+        candidates += [os.path.join(image_dir, key + ext) for ext in IMAGE_EXTENSIONS]
+    return next((path for path in candidates if os.path.isfile(path)), None)

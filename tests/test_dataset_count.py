@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import math
 import struct
@@ -109,13 +110,19 @@ def sd_count(argv, num_processes=1):
     return sd_scripts.count_run(args, num_processes)
 
 
-def check(argv, num_processes=1, **expected):
-    """dataset_count on the parsed flags; with SD_SCRIPTS_DIR, sd-scripts' count must agree."""
+def sd_has(text):
+    """Whether the checkout's train_util has this text (to tell its version's behaviour)."""
+    return SD_SCRIPTS_DIR is not None and text in (SD_SCRIPTS_DIR / "library" / "train_util.py").read_text(encoding="utf-8")
+
+
+def check(argv, num_processes=1, real=True, **expected):
+    """dataset_count on the parsed flags; with SD_SCRIPTS_DIR (and ``real``: the checkout's
+    version has the feature), sd-scripts' count must agree."""
     namespace = _pure_namespace(argv)
     run = dataset_count.count(namespace, num_processes)
     for key, value in expected.items():
         assert getattr(run, key) == value, (key, getattr(run, key), value)
-    if SD_SCRIPTS_DIR is not None:
+    if SD_SCRIPTS_DIR is not None and real:
         real = sd_count(["--pretrained_model_name_or_path", "unused", *argv], num_processes)
         for key in ("batches", "batches_per_epoch", "steps_per_epoch", "max_train_steps", "epochs", "num_train_images", "num_reg_images"):
             assert getattr(real, key) == getattr(run, key), (key, getattr(real, key), getattr(run, key))
@@ -169,6 +176,11 @@ def test_headers_match_pillow(tmp_path, fmt, ext, kwargs):
         assert dataset_count.image_size(str(path)) == size
         if SD_SCRIPTS_DIR is not None:  # sd-scripts' own reader: imagesize, PIL where imagesize gives up
             train_util = sd_module("library.train_util")
+            if fmt == "BMP" and "Image.open" not in inspect.getsource(train_util.BaseDataset.get_image_size):
+                # sd-scripts <= v0.9.1 reads sizes with imagesize 1.4.1 only, which does not know BMP:
+                # (-1, -1), an aspect ratio of 1; v0.10 falls back to PIL. We count the true size.
+                assert tuple(train_util.BaseDataset.get_image_size(None, str(path))) == (-1, -1)
+                continue
             assert tuple(train_util.BaseDataset.get_image_size(None, str(path))) == size
 
 
@@ -193,7 +205,12 @@ def test_predefined_buckets():
     ]  # fmt: skip
     if SD_SCRIPTS_DIR is not None:
         model_util = sd_module("library.model_util")
-        for args in [((512, 512), 256, 1024, 64), ((1024, 1024), 256, 2048, 64), ((768, 512), 320, 1280, 32)]:
+        cases = [((512, 512), 256, 1024, 64), ((1024, 1024), 256, 2048, 64)]
+        if "height >= min_size" in inspect.getsource(model_util.make_bucket_resolutions):
+            # v0.8.0 and later; v0.7.x worked in whole steps of the area and kept buckets below
+            # min_size: the same buckets for the cases above, others for this one
+            cases.append(((768, 512), 320, 1280, 32))
+        for args in cases:
             assert dataset_count.bucket_resolutions(*args) == model_util.make_bucket_resolutions(*args)
 
 
@@ -383,7 +400,7 @@ num_repeats = 3
 """,
         encoding="utf-8",
     )
-    run = check([f"--dataset_config={config}", "--max_train_epochs=2"])
+    run = check([f"--dataset_config={config}", "--max_train_epochs=2"], real=sd_has("def split_train_val"))
     assert run.num_train_images == 3 * 3  # ceil(6 * 0.5) = 3 images kept
     assert not run.estimate
 
@@ -401,8 +418,26 @@ def test_in_json_fine_tuning(tmp_path):
                                 "c.png": {"caption": "c"}}))  # fmt: skip
     argv = [f"--train_data_dir={images}", f"--in_json={meta}", "--resolution=512", "--enable_bucket", "--train_batch_size=2",
             "--dataset_repeats=2", "--max_train_epochs=5"]  # fmt: skip
-    run = check(argv, batches=3, max_train_steps=15, num_train_images=6)
+    # keys are paths under image_dir: the metadata of sd-scripts v0.10 and later
+    run = check(argv, batches=3, max_train_steps=15, num_train_images=6, real=not sd_has("train_resolution"))
     assert run.datasets[0].kind == "fine-tuning"
+
+
+def test_in_json_with_train_resolution(tmp_path):
+    # prepare_buckets_latents.py metadata: keys without extension, train_resolution for every image.
+    # sd-scripts v0.9.1 and older make one bucket per train_resolution (bucketing on, no
+    # --resolution needed): (640,384) a, d; (384,640) b; (512,512) c; x3 repeats, batch 2:
+    # ceil(6/2) + ceil(3/2) + ceil(3/2) = 3 + 2 + 2 = 7 batches; 2 epochs: 14 steps
+    images = tmp_path / "ft"
+    for name, size in (("a", (100, 60)), ("b", (60, 100)), ("c", (64, 64)), ("d", (100, 60))):
+        write_png(images / f"{name}.png", *size)
+    meta = tmp_path / "meta_lat.json"
+    meta.write_text(json.dumps({"a": {"caption": "a", "train_resolution": [640, 384]}, "b": {"caption": "b", "train_resolution": [384, 640]},
+                                "c": {"caption": "c", "train_resolution": [512, 512]}, "d": {"caption": "d", "train_resolution": [640, 384]}}))  # fmt: skip
+    argv = [f"--train_data_dir={images}", f"--in_json={meta}", "--train_batch_size=2", "--dataset_repeats=3", "--max_train_epochs=2"]
+    run = check(argv, batches=7, max_train_steps=14, num_train_images=12, real=sd_has("train_resolution"))
+    assert run.datasets[0].buckets == (((384, 640), 3), ((512, 512), 3), ((640, 384), 6))
+    assert any("train_resolution" in note for note in run.notes)
 
 
 # ---------------------------------------------------------------------------------------------
