@@ -215,9 +215,11 @@ def count_run(args, num_processes: int = 1, *, trainer=None):
     batches_per_epoch, steps_per_epoch, max_train_steps, epochs = dataset_count.run_steps(
         batches, num_processes, accumulation, epochs_flag, args.max_train_steps
     )
+    # sd-scripts' own bilingual warnings ("some of reg images are not used / ..."), without the
+    # lists of file names that follow some of them
     notes = []
     for message in captured.records:
-        if message not in notes:
+        if " / " in message and message not in notes:
             notes.append(message)
     return dataset_count.RunCount(
         batches=batches,

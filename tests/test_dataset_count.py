@@ -40,7 +40,7 @@ import pytest
 from sdsched_plugin import dataset_count
 from sdsched_plugin.options import OptionError
 
-from conftest import SD_SCRIPTS_DIR
+from conftest import MUSUBI_TUNER_DIR, SD_SCRIPTS_DIR
 
 
 def write_png(path: Path, width: int, height: int, shade: int = 128) -> None:
@@ -497,3 +497,105 @@ def test_pure_module_imports_only_the_standard_library():
     code = "import sys, sdsched_plugin.dataset_count; bad = [m for m in ('torch', 'numpy', 'PIL', 'library') if m in sys.modules]; print(bad)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+# ---------------------------------------------------------------------------------------------
+# musubi-tuner: the latent caches are its dataset
+
+
+def write_cache(path: Path, keys=("latents_8x8_float32",)) -> None:
+    """A minimal .safetensors file (header + 4 bytes a tensor), standard library only."""
+    header = {key: {"dtype": "F32", "shape": [1], "data_offsets": [4 * i, 4 * i + 4]} for i, key in enumerate(keys)}
+    data = json.dumps(header).encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(struct.pack("<Q", len(data)) + data + b"\0" * 4 * len(keys))
+
+
+def musubi_caches(root: Path) -> Path:
+    """An image dataset's caches and a video dataset's caches for architecture "hv" (HunyuanVideo: images and videos)."""
+    img = root / "cache_img"
+    for key, (w, h) in {"a": SQUARE, "b": SQUARE, "c": WIDE, "d": WIDER, "e": TALL}.items():
+        write_cache(img / f"{key}_{w:04d}x{h:04d}_hv.safetensors")
+        if key != "e":  # e has no text encoder cache: musubi-tuner skips it
+            write_cache(img / f"{key}_hv_te.safetensors")
+    write_cache(img / "f_0064x0064_hv.safetensors", keys=("latents_8x8_float32", "latents_control_0_1x8x8_bfloat16"))
+    write_cache(img / "f_hv_te.safetensors")
+    vid = root / "cache_vid"
+    for name in ("v1_00000-017", "v1_00017-017", "v2_00000-009"):
+        write_cache(vid / f"{name}_0096x0064_hv.safetensors")
+    for key in ("v1", "v2"):
+        write_cache(vid / f"{key}_hv_te.safetensors")
+    config = root / "musubi.toml"
+    config.write_text(
+        f"""
+[general]
+resolution = [512, 512]
+caption_extension = ".txt"
+
+[[datasets]]
+image_directory = '{root / "images"}'
+cache_directory = '{img}'
+enable_bucket = true
+batch_size = 2
+num_repeats = 3
+
+[[datasets]]
+video_directory = '{root / "videos"}'
+cache_directory = '{vid}'
+batch_size = 2
+target_frames = [17]
+""",
+        encoding="utf-8",
+    )
+    return config
+
+
+def test_musubi_counts_its_latent_caches(tmp_path):
+    # BucketSelector((512,512), steps 16): w from 256 to 512 by 16, h = (262144 // w) cut to 16,
+    # both ways round: ... (416,624) (448,576) ... (512,512) ... (576,448) (624,416) (640,400)
+    # (672,384) (704,368) (736,352) ...
+    # image dataset, 3 repeats, batch 2: a, b 64x64 -> (512,512): 6 -> 3 batches; c 96x64 (1.5)
+    #   -> (624,416) (exactly 1.5): 3 -> 2; d 128x64 (2.0) -> (704,368) (1.913, error .087 <
+    #   (736,352) 2.091, .091): 3 -> 2; e: no text encoder cache, skipped; f 64x64 with a control
+    #   latent: its own (512,512)+control bucket: 3 -> 2                         => 9 batches
+    # video dataset, no buckets: (512,512) by frame count: 17 frames x2 -> 1, 9 frames x1 -> 1 => 2
+    # 11 batches; 2 epochs, accumulation 2 on 2 processes: 2 * ceil(11/2/2 = 2.75) = 6 steps,
+    # per process ceil(11/2) = 6 batches, 3 steps per epoch
+    config = musubi_caches(tmp_path)
+    args = {"dataset_config": str(config), "max_train_epochs": 2, "gradient_accumulation_steps": 2}
+    run = dataset_count.count_musubi(args, 2, architecture="hv")
+    assert (run.batches, run.batches_per_epoch, run.steps_per_epoch, run.max_train_steps, run.epochs) == (11, 6, 3, 6, 2)
+    assert [d.batches for d in run.datasets] == [9, 2]
+    assert run.source == "latent caches" and not run.estimate
+    if MUSUBI_TUNER_DIR is not None:  # musubi-tuner's own dataset code on the same caches
+        src = MUSUBI_TUNER_DIR / "src" if (MUSUBI_TUNER_DIR / "src").is_dir() else MUSUBI_TUNER_DIR
+        if str(src) not in sys.path:
+            sys.path.insert(0, str(src))
+        config_utils = importlib.import_module("musubi_tuner.dataset.config_utils")
+        namespace = argparse.Namespace(dataset_config=str(config), debug_dataset=False)
+        blueprint = config_utils.BlueprintGenerator(config_utils.ConfigSanitizer()).generate(
+            config_utils.load_user_config(str(config)), namespace, architecture="hv"
+        )
+        group = config_utils.generate_dataset_group_by_blueprint(blueprint.dataset_group, training=True)
+        assert [len(d) for d in group.datasets] == [9, 2]
+        assert len(group) == run.batches
+
+
+def test_musubi_images_not_cached_yet_are_an_estimate(tmp_path):
+    # no caches: the image dataset is counted from its images (a, b square, c wide: 3 x1 repeat,
+    # batch 1 -> (512,512) 2, (624,416) 1 -> 3 batches), marked as an estimate
+    make_images(tmp_path / "images", [SQUARE, SQUARE, WIDE])
+    config = tmp_path / "m.toml"
+    config.write_text(f"[[datasets]]\nresolution = 512\nenable_bucket = true\nimage_directory = '{tmp_path / 'images'}'\n")
+    run = dataset_count.count_musubi({"dataset_config": str(config), "max_train_epochs": 4}, architecture="wan")
+    assert (run.batches, run.max_train_steps) == (3, 12)
+    assert run.estimate and run.source == "folder layout" and any("cache" in note for note in run.notes)
+
+
+def test_musubi_video_without_caches_is_refused(tmp_path):
+    (tmp_path / "videos").mkdir()
+    config = tmp_path / "m.toml"
+    config.write_text(f"[[datasets]]\nvideo_directory = '{tmp_path / 'videos'}'\n")
+    with pytest.raises(OptionError) as error:
+        dataset_count.count_musubi({"dataset_config": str(config)}, architecture="hv")
+    assert error.value.flag == "--dataset_config [[datasets]] #1 cache_directory"
