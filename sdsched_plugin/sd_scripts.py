@@ -176,6 +176,7 @@ def count_run(args, num_processes: int = 1, *, trainer=None):
             "--dataset_class", args.dataset_class, "no custom dataset class: its length is known only to its own code",
             "独自のデータセットクラスは長さを数えられません",
         )
+    dataset_count.check_folders(args)  # a mistyped --reg_data_dir is an error here, not a silent run without reg images
     args = copy.deepcopy(args)  # prepare_dataset_args rewrites resolution and face_crop_aug_range in place
     where = _where(args)
     random_state = random.getstate()

@@ -599,3 +599,22 @@ def test_musubi_video_without_caches_is_refused(tmp_path):
     with pytest.raises(OptionError) as error:
         dataset_count.count_musubi({"dataset_config": str(config)}, architecture="hv")
     assert error.value.flag == "--dataset_config [[datasets]] #1 cache_directory"
+
+
+@pytest.mark.skipif(SD_SCRIPTS_DIR is None, reason="needs SD_SCRIPTS_DIR (a real sd-scripts checkout)")
+@pytest.mark.parametrize("case", ["missing_reg", "empty", "bad_toml", "min_bucket_reso"])
+def test_count_run_rejects_what_the_fallback_rejects(folders, tmp_path, case):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad.toml").write_text("[[datasets]\nbatch_size = ")
+    base = ["--resolution=512", f"--train_data_dir={folders / 'train'}"]
+    argv, flag = {
+        "missing_reg": (base + [f"--reg_data_dir={tmp_path / 'nope'}"], "--reg_data_dir"),
+        "empty": (["--resolution=512", f"--train_data_dir={tmp_path / 'empty'}"], "--train_data_dir"),
+        "bad_toml": ([f"--dataset_config={tmp_path / 'bad.toml'}"], "--dataset_config"),
+        "min_bucket_reso": (base + ["--enable_bucket", "--min_bucket_reso=640"], "--train_data_dir"),
+    }[case]
+    with pytest.raises(OptionError) as error:
+        sd_count(["--pretrained_model_name_or_path", "unused", *argv])
+    assert error.value.flag == flag
+    with pytest.raises(OptionError):
+        dataset_count.count(_pure_namespace(argv))
