@@ -348,15 +348,9 @@ def _warn_not_floored(min_value, what: str, args=None) -> None:
         )
 
 
-def max_train_steps_from_epochs(epochs: int, batches_per_epoch: int, num_processes: int, gradient_accumulation_steps: int) -> int:
-    """sd-scripts' "total optimization steps" for --max_train_epochs: every training script
-    computes ``epochs * ceil(len(train_dataloader) / num_processes / gradient_accumulation_steps)``
-    before the dataloader is split between the processes."""
-    return epochs * math.ceil(batches_per_epoch / num_processes / gradient_accumulation_steps)
-
-
-def check_epoch_run(args, batches_per_epoch: int) -> Request | None:
-    """The checks that need the step count of an epoch-based run, once the dataset is counted."""
+def check_epoch_run(args, batches: int) -> Request | None:
+    """The checks that need the step count of an epoch-based run, once the dataset group's
+    length (``batches``, every process's batches of one epoch) is known."""
     epochs = getattr(args, "max_train_epochs", None)
     if epochs is None:
         return None
@@ -364,7 +358,9 @@ def check_epoch_run(args, batches_per_epoch: int) -> Request | None:
     if request is None:
         return None
     accumulation = options.training_steps(getattr(args, "gradient_accumulation_steps", 1) or 1, "--gradient_accumulation_steps")
-    total = max_train_steps_from_epochs(options.training_steps(epochs, "--max_train_epochs"), batches_per_epoch, world_size(), accumulation)
+    from .dataset_count import run_steps  # sd-scripts' arithmetic, in one place
+
+    total = run_steps(batches, world_size(), accumulation, options.training_steps(epochs, "--max_train_epochs"))[2]
     request = dataclasses.replace(request, max_train_steps=total, steps_known=True)
     request.check(world_size())
     return request

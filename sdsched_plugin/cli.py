@@ -259,7 +259,7 @@ def compute(argv: list[str]) -> dict:
         if count is None and has_dataset(args) and flags.steps_per_epoch is None:
             from . import dataset_count
 
-            count = dataset_count.count_run(args, processes)
+            count = dataset_count.count(args, processes)
         run = preview.run_of(args, processes, count, flags.steps_per_epoch)
         shown = preview.schedules(args, run, flags.compare)
         warnings = preview.warnings_of(args, run, shown)
@@ -278,12 +278,29 @@ def result_of(run: preview.Run, shown: list, warnings: list[str], source: str) -
         "lrs": [lr for _, lr in run.groups],
         "groups": [name for name, _ in run.groups],
         "read_by": source,
-        "dataset": count.to_dict() if count is not None and hasattr(count, "to_dict") else None,
+        "dataset": dataset_json(count),
         "warnings": warnings,
         "schedules": [
             {"label": s.label, "settings": s.settings, "summary": s.summary, "multipliers": s.multipliers} for s in shown
         ],
     }
+
+
+def dataset_json(count) -> dict | None:
+    """The dataset's count for --json: sd-scripts' numbers, where they came from, and why they
+    are an estimate when they are."""
+    if count is None:
+        return None
+    keys = ("batches", "batches_per_epoch", "steps_per_epoch", "max_train_steps", "epochs", "num_train_images", "num_reg_images", "source", "estimate")
+    out = {key: getattr(count, key) for key in keys}
+    out["notes"] = list(count.notes)
+    out["datasets"] = [
+        {"kind": d.kind, "batch_size": d.batch_size, "resolution": list(d.resolution), "enable_bucket": d.enable_bucket,
+         "num_train_images": d.num_train_images, "num_reg_images": d.num_reg_images, "batches": d.batches,
+         "buckets": [[list(reso), n] for reso, n in d.buckets]}
+        for d in count.datasets
+    ]  # fmt: skip
+    return out
 
 
 def describe(settings: dict) -> str:
@@ -304,8 +321,16 @@ def render_text(result: dict) -> str:
     lines = [f"run: {run} / 総ステップ数", f"read by: {result['read_by']}"]
     dataset = result.get("dataset")
     if dataset:
-        lines.append(f"dataset: {dataset.get('summary', '')}".rstrip())
-        lines += [f"  note: {note}" for note in dataset.get("notes", [])]
+        how = "counted by sd-scripts" if dataset["source"] == "sd-scripts" else "counted from the folder layout"
+        lines.append(
+            f"dataset: {how}{' (an estimate)' if dataset['estimate'] else ''}: {dataset['num_train_images']} images x repeats"
+            f"{', ' + str(dataset['num_reg_images']) + ' reg images' if dataset['num_reg_images'] else ''},"
+            f" {dataset['batches_per_epoch']} batches per epoch per process / データセット"
+        )
+        for index, d in enumerate(dataset["datasets"]):
+            buckets = ", ".join(f"{w}x{h}:{n}" for (w, h), n in d["buckets"])
+            lines.append(f"  dataset {index}: batch size {d['batch_size']}, {d['batches']} batches; buckets {buckets}")
+        lines += [f"  note: {note}" for note in dataset["notes"]]
     lines.append("LR groups: " + ", ".join(f"{name} {lr:g}" for name, lr in zip(result["groups"], lrs)))
     for schedule in result["schedules"]:
         summary = schedule["summary"]

@@ -46,6 +46,12 @@ def check_after_reading_config(original, args, parser):
     return args
 
 
+def forget_read_arguments() -> None:
+    """The preview reads a training command without training it: its own dataset count must not
+    be checked as a run of this process."""
+    _last_read.clear()
+
+
 def check_after_dataset(original, *args, **kwargs):
     """Around the host's dataset-group builder, which training scripts call after parsing and
     before loading the model: with --max_train_epochs, the first place the run's step count

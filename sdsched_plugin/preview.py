@@ -43,8 +43,8 @@ class Run:
 def run_of(args, num_processes: int, count=None, steps_per_epoch: int | None = None) -> Run:
     """The run's steps as sd-scripts computes them. ``count`` is the dataset's RunCount (or
     None); ``steps_per_epoch`` the preview's own flag, which overrides the count."""
-    if steps_per_epoch is None and count is not None:
-        steps_per_epoch = count.steps_per_epoch
+    if steps_per_epoch is None and count is not None:  # sd-scripts' own arithmetic, done by the count
+        return Run(count.max_train_steps, count.steps_per_epoch, num_processes, param_groups(args), count)
     if args.max_train_epochs is not None:
         epochs = options.training_steps(args.max_train_epochs, "--max_train_epochs")
         if not steps_per_epoch:

@@ -94,8 +94,230 @@ def read_training_args(script: Path, script_args: list[str], num_processes: int)
         args = parser.parse_args(script_args)
         return sys.modules[MODULE_NAME].read_config_from_file(args, parser)
     finally:
+        hostpatch.forget_read_arguments()
         sys.argv = saved_argv
         if saved_world is None:
             os.environ.pop("WORLD_SIZE", None)
         else:
             os.environ["WORLD_SIZE"] = saved_world
+
+
+# --- counting the run with sd-scripts' own dataset code -----------------------------------------
+# train_network.py builds its dataset group before it loads a model: the blueprint of the
+# --dataset_config TOML (or of --train_data_dir / --reg_data_dir / --in_json), the datasets, and
+# make_buckets, which reads each image's size from its header. count_run does exactly that and
+# nothing more: no model, no tokenizer (sd-scripts up to v0.9.1 asks for one, but its datasets only
+# read ``model_max_length`` from it), no pixels, no latents.
+
+
+class _TokenizerStandIn:
+    """What sd-scripts v0.7.0 .. v0.9.1 datasets read from the tokenizer while they are built
+    (``BaseDataset.__init__``: ``tokenizers[0].model_max_length``); v0.10 and later take none."""
+
+    model_max_length = 77
+
+
+class _Captured:
+    """sd-scripts' log records of the dataset build, kept instead of printed; tqdm bars and the
+    print() of old versions go to a buffer."""
+
+    def __init__(self):
+        import logging
+
+        self.records: list[str] = []
+        handler = logging.Handler(logging.WARNING)
+        handler.emit = lambda record: self.records.append(record.getMessage())
+        self.handler = handler
+
+    def __enter__(self):
+        import contextlib
+        import io
+        import logging
+
+        root = logging.getLogger()
+        self._saved = (root.handlers[:], root.level)
+        root.handlers[:] = [self.handler]
+        self._redirect = contextlib.ExitStack()
+        self._redirect.enter_context(contextlib.redirect_stdout(io.StringIO()))
+        self._redirect.enter_context(contextlib.redirect_stderr(io.StringIO()))
+        # sd-scripts' loggers may carry their own handlers (setup_logging); quiet them too
+        self._loggers = []
+        for name, item in list(logging.root.manager.loggerDict.items()):
+            if isinstance(item, logging.Logger) and name.split(".")[0] == "library" and item.handlers:
+                self._loggers.append((item, item.handlers[:]))
+                item.handlers[:] = [self.handler]
+        return self
+
+    def __exit__(self, *exc):
+        import logging
+
+        self._redirect.close()
+        root = logging.getLogger()
+        root.handlers[:], level = self._saved
+        root.setLevel(level)
+        for item, handlers in self._loggers:
+            item.handlers[:] = handlers
+        return False
+
+
+def _latents_strategy(trainer, args):
+    """train_network.py sets the latents caching strategy before it builds the datasets (v0.10+):
+    with it the datasets take image sizes from existing ``*_WxH_*.npz`` caches, and fine-tuning
+    datasets need it. Returns an undo function."""
+    try:
+        from library import strategy_base
+    except ImportError:  # sd-scripts before v0.10
+        return lambda: None
+    cls = strategy_base.LatentsCachingStrategy
+    if cls.get_strategy() is not None:
+        return lambda: None
+    if trainer is not None and hasattr(trainer, "get_latents_caching_strategy"):
+        strategy = trainer.get_latents_caching_strategy(args)
+    else:
+        from library import strategy_sd
+
+        strategy = strategy_sd.SdSdxlLatentsCachingStrategy(
+            True, getattr(args, "cache_latents_to_disk", False), getattr(args, "vae_batch_size", 1), getattr(args, "skip_cache_check", False)
+        )
+    cls.set_strategy(strategy)
+
+    def undo():
+        cls._strategy = None
+
+    return undo
+
+
+def _where(args) -> tuple[str, object]:
+    if getattr(args, "dataset_config", None) is not None:
+        return "--dataset_config", str(args.dataset_config)
+    if getattr(args, "in_json", None) is not None:
+        return "--in_json", str(args.in_json)
+    return "--train_data_dir", getattr(args, "train_data_dir", None)
+
+
+def _user_config(config_util, args) -> dict:
+    # train_network.py's own choice, in its order
+    if args.dataset_config is not None:
+        return config_util.load_user_config(args.dataset_config)
+    if args.in_json is None:
+        subsets = config_util.generate_dreambooth_subsets_config_by_subdirs(args.train_data_dir, args.reg_data_dir)
+        return {"datasets": [{"subsets": subsets}]}
+    return {"datasets": [{"subsets": [{"image_dir": args.train_data_dir, "metadata_file": args.in_json}]}]}
+
+
+def count_run(args, num_processes: int = 1, *, trainer=None):
+    """The run's size as sd-scripts computes it: its own BlueprintGenerator,
+    generate_dataset_group_by_blueprint and make_buckets on ``args`` (the namespace that the
+    training script's ``setup_parser()`` and ``train_util.read_config_from_file`` produced; not
+    changed), then train_network.py's arithmetic. ``trainer``: the script's trainer object (e.g.
+    ``sdxl_train_network.SdxlNetworkTrainer()``), whose latents caching strategy is set as the
+    script sets it; SD 1.x/2.x's by default. Returns ``dataset_count.RunCount`` (source
+    "sd-scripts"). Raises ``options.OptionError`` with sd-scripts' own message when sd-scripts
+    rejects the dataset; ImportError when sd-scripts is not importable."""
+    import copy
+    import importlib
+    import random
+
+    from . import dataset_count
+    from .options import OptionError
+
+    train_util = importlib.import_module("library.train_util")
+    config_util = importlib.import_module("library.config_util")
+    if getattr(args, "dataset_class", None) is not None:
+        raise OptionError(
+            "--dataset_class", args.dataset_class, "no custom dataset class: its length is known only to its own code",
+            "独自のデータセットクラスは長さを数えられません",
+        )
+    dataset_count.check_folders(args)  # a mistyped --reg_data_dir is an error here, not a silent run without reg images
+    args = copy.deepcopy(args)  # prepare_dataset_args rewrites resolution and face_crop_aug_range in place
+    where = _where(args)
+    random_state = random.getstate()
+    captured = _Captured()
+    try:
+        with captured:
+            train_util.prepare_dataset_args(args, True)
+            if getattr(args, "seed", None) is not None:
+                random.seed(args.seed)  # train_network.py: set_seed(args.seed), then the datasets (a validation split shuffles with it)
+            undo = _latents_strategy(trainer, args)
+            try:
+                sanitizer = config_util.ConfigSanitizer(True, True, bool(getattr(args, "masked_loss", False)), True)
+                blueprint = config_util.BlueprintGenerator(sanitizer).generate(_user_config(config_util, args), args, tokenizer=_TokenizerStandIn())
+                group = config_util.generate_dataset_group_by_blueprint(blueprint.dataset_group)
+            finally:
+                undo()
+    except (AssertionError, ValueError, OSError, TypeError, KeyError) as error:
+        raise OptionError(where[0], where[1], f"a dataset that sd-scripts accepts: {error}", f"sd-scripts がデータセットを読めません: {error}") from None
+    except Exception as error:
+        if type(error).__module__.startswith("voluptuous"):  # ConfigSanitizer's schema
+            raise OptionError(where[0], where[1], f"a dataset config that sd-scripts accepts: {error}", f"sd-scripts がデータセット設定を受け付けません: {error}") from None
+        raise
+    finally:
+        random.setstate(random_state)
+    if isinstance(group, tuple):  # v0.10+: (training group, validation group or None)
+        group = group[0]
+
+    batches = len(group)
+    if batches == 0:
+        raise OptionError(
+            where[0], where[1],
+            "a dataset with at least one image (train_data_dir is the parent of folders such as 10_name)",
+            "画像が見つかりません(train_data_dir には 10_name のような画像フォルダの親フォルダを指定してください)",
+        )
+    epochs_flag = getattr(args, "max_train_epochs", None)
+    accumulation = getattr(args, "gradient_accumulation_steps", 1)
+    batches_per_epoch, steps_per_epoch, max_train_steps, epochs = dataset_count.run_steps(
+        batches, num_processes, accumulation, epochs_flag, args.max_train_steps
+    )
+    # sd-scripts' own bilingual warnings ("some of reg images are not used / ..."), without the
+    # lists of file names that follow some of them
+    notes = []
+    for message in captured.records:
+        if " / " in message and message not in notes:
+            notes.append(message)
+    return dataset_count.RunCount(
+        batches=batches,
+        batches_per_epoch=batches_per_epoch,
+        steps_per_epoch=steps_per_epoch,
+        max_train_steps=max_train_steps,
+        epochs=epochs,
+        num_processes=num_processes,
+        gradient_accumulation_steps=accumulation,
+        max_train_epochs=epochs_flag,
+        num_train_images=group.num_train_images,
+        num_reg_images=group.num_reg_images,
+        source="sd-scripts",
+        estimate=False,
+        notes=tuple(notes),
+        datasets=tuple(_dataset_summary(dataset) for dataset in group.datasets),
+    )
+
+
+def _dataset_summary(dataset):
+    from . import dataset_count
+
+    inner = getattr(dataset, "dreambooth_dataset_delegate", dataset)  # ControlNetDataset wraps a DreamBoothDataset
+    kind = {"DreamBoothDataset": "dreambooth", "FineTuningDataset": "fine-tuning", "ControlNetDataset": "controlnet"}.get(
+        type(dataset).__name__, type(dataset).__name__
+    )
+    subsets = tuple(
+        (
+            getattr(subset, "metadata_file", None) or getattr(subset, "image_dir", None),
+            getattr(subset, "img_count", 0),
+            subset.num_repeats,
+            bool(getattr(subset, "is_reg", False)),
+        )
+        for subset in inner.subsets
+    )
+    manager = inner.bucket_manager
+    buckets = tuple(sorted((tuple(reso), len(bucket)) for reso, bucket in zip(manager.resos, manager.buckets) if len(bucket)))
+    return dataset_count.DatasetCount(
+        kind=kind,
+        batch_size=dataset.batch_size,
+        resolution=(inner.width, inner.height),
+        enable_bucket=bool(inner.enable_bucket),
+        subsets=subsets,
+        num_train_images=dataset.num_train_images,
+        num_reg_images=dataset.num_reg_images,
+        buckets=buckets,
+        batches=len(dataset),
+    )

@@ -1,0 +1,998 @@
+"""Counting a training run's steps from its dataset, the way sd-scripts counts them. Standard library only.
+
+This is the fallback for when sd-scripts itself cannot be imported (``sd_scripts.count_run`` asks
+sd-scripts' own dataset code, and is the truth when it can). It replays, without PIL, numpy or
+torch, what sd-scripts does before it loads a model:
+
+- ``config_util.generate_dreambooth_subsets_config_by_subdirs``: ``--train_data_dir`` /
+  ``--reg_data_dir`` folders named ``N_name`` are subsets repeated N times;
+- ``config_util.BlueprintGenerator``: a ``--dataset_config`` TOML / JSON: ``[general]``,
+  ``[[datasets]]``, ``[[datasets.subsets]]``; each value is looked up in the subset, then its
+  dataset, then ``[general]``, then the command line;
+- ``train_util.DreamBoothDataset``: images found by extension in each subset folder; the
+  regularization images are repeated until they match the training images (one more repeat per
+  image, in folder order, until the counts are equal);
+- ``train_util.FineTuningDataset``: ``--in_json`` / ``metadata_file`` (sizes from ``image_size``
+  in the metadata, else from the image file);
+- ``BaseDataset.make_buckets`` / ``BucketManager``: each image goes to a bucket (the predefined
+  resolutions of ``model_util.make_bucket_resolutions``, or its own with ``bucket_no_upscale``),
+  repeats included; a dataset yields ``ceil(images in bucket / batch_size)`` batches per bucket;
+- ``train_network.py``: ``max_train_steps = epochs * ceil(batches / processes / accumulation)``,
+  ``steps per epoch = ceil(ceil(batches / processes) / accumulation)``.
+
+Image sizes come from the file headers (PNG, JPEG, WebP, BMP: the formats sd-scripts always
+accepts), read as the ``imagesize`` package that sd-scripts uses reads them. Where the count
+cannot be exact (an unreadable image, a random validation split over several buckets, AVIF/JPEG-XL
+files that sd-scripts only reads with an optional plugin), ``RunCount.estimate`` is True and a
+note says why, in English and Japanese. Must not import torch, numpy, PIL or sd-scripts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import struct
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from .options import OptionError
+
+# train_util.IMAGE_EXTENSIONS without the optional plugins (pillow-avif-plugin, jxlpy / pillow-jxl)
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".PNG", ".JPG", ".JPEG", ".WEBP", ".BMP")
+PLUGIN_EXTENSIONS = (".avif", ".AVIF", ".jxl", ".JXL")
+# sd-scripts' argparse defaults for the values the count depends on
+DEFAULTS = {
+    "train_batch_size": 1,
+    "max_train_steps": 1600,
+    "max_train_epochs": None,
+    "gradient_accumulation_steps": 1,
+    "resolution": None,
+    "enable_bucket": False,
+    "min_bucket_reso": 256,
+    "max_bucket_reso": 1024,
+    "bucket_reso_steps": 64,
+    "bucket_no_upscale": False,
+    "dataset_repeats": 1,
+    "train_data_dir": None,
+    "reg_data_dir": None,
+    "in_json": None,
+    "dataset_config": None,
+    "dataset_class": None,
+    "masked_loss": False,
+    "seed": None,
+    "validation_split": 0.0,
+    "validation_seed": None,
+}
+# DreamBoothDatasetParams / FineTuningDatasetParams defaults (config_util), used when neither the
+# TOML nor the command line gives the value
+DATASET_DEFAULTS = {
+    "batch_size": 1,
+    "resolution": None,
+    "enable_bucket": False,
+    "min_bucket_reso": 256,
+    "max_bucket_reso": 1024,
+    "bucket_reso_steps": 64,
+    "bucket_no_upscale": False,
+    "validation_split": 0.0,
+    "validation_seed": None,
+}
+SUBSET_DEFAULTS = {"image_dir": None, "num_repeats": 1, "is_reg": False, "cache_info": False, "metadata_file": None}
+# command-line names that the TOML spells differently (ConfigSanitizer.ARGPARSE_OPTNAME_TO_CONFIG_OPTNAME)
+ARG_TO_CONFIG = {"train_batch_size": "batch_size", "dataset_repeats": "num_repeats"}
+
+
+# ---------------------------------------------------------------------------------------------
+# results
+
+
+@dataclass(frozen=True)
+class DatasetCount:
+    """One dataset of the group, as sd-scripts' ``[Dataset i]`` log describes it."""
+
+    kind: str  # "dreambooth", "fine-tuning" or "controlnet"
+    batch_size: int
+    resolution: tuple[int, int]
+    enable_bucket: bool
+    subsets: tuple[tuple[str, int, int, bool], ...]  # (image_dir or metadata_file, images, num_repeats, is_reg)
+    num_train_images: int  # images x repeats, "num train images * repeats"
+    num_reg_images: int  # reg images x their folder's repeats, "num reg images" (before balancing)
+    buckets: tuple[tuple[tuple[int, int], int], ...]  # ((width, height), images incl. repeats), sorted
+    batches: int  # the dataset's len(): sum over buckets of ceil(count / batch_size)
+
+
+@dataclass(frozen=True)
+class RunCount:
+    """The run's size in sd-scripts' terms.
+
+    ``batches``: the dataset group's length, every process's batches of one epoch together;
+    ``batches_per_epoch``: one process's share, ``ceil(batches / processes)``: what train_network.py
+    prints as "num batches per epoch / 1epochのバッチ数" (the data loader after accelerate split it);
+    ``steps_per_epoch``: optimizer updates per epoch, ``ceil(batches_per_epoch / accumulation)``;
+    ``max_train_steps``: the "total optimization steps / 学習ステップ数" line;
+    ``epochs``: "num epochs / epoch数", ``ceil(max_train_steps / steps_per_epoch)``.
+    """
+
+    batches: int
+    batches_per_epoch: int
+    steps_per_epoch: int
+    max_train_steps: int
+    epochs: int
+    num_processes: int = 1
+    gradient_accumulation_steps: int = 1
+    max_train_epochs: int | None = None
+    num_train_images: int = 0
+    num_reg_images: int = 0
+    source: str = "folder layout"  # or "sd-scripts"
+    estimate: bool = False
+    notes: tuple[str, ...] = ()
+    datasets: tuple[DatasetCount, ...] = ()
+
+
+def run_steps(
+    batches: int,
+    num_processes: int = 1,
+    gradient_accumulation_steps: int = 1,
+    max_train_epochs: int | None = None,
+    max_train_steps: int = 1600,
+) -> tuple[int, int, int, int]:
+    """train_network.py's arithmetic: (batches_per_epoch, steps_per_epoch, max_train_steps, epochs)
+    from the dataset group's length. ``max_train_epochs`` overrides ``max_train_steps``, computed
+    before accelerate splits the data loader, with float division as sd-scripts writes it."""
+    if max_train_epochs is not None:
+        max_train_steps = max_train_epochs * math.ceil(batches / num_processes / gradient_accumulation_steps)
+    batches_per_epoch = math.ceil(batches / num_processes)  # accelerate's BatchSamplerShard, even_batches
+    steps_per_epoch = math.ceil(batches_per_epoch / gradient_accumulation_steps)
+    epochs = math.ceil(max_train_steps / steps_per_epoch) if steps_per_epoch else 0
+    return batches_per_epoch, steps_per_epoch, max_train_steps, epochs
+
+
+def _note(en: str, ja: str) -> str:
+    return f"{en} / {ja}"
+
+
+# ---------------------------------------------------------------------------------------------
+# image headers, read as the imagesize package reads them
+
+
+def image_size(path: str) -> tuple[int, int] | None:
+    """(width, height) from the file header, or None when the header is not one we can read.
+    The format is told by the content, not the extension, and EXIF orientation is not applied:
+    sd-scripts' ``get_image_size`` (``imagesize.get``) does the same."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            if len(head) >= 24 and head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
+                return struct.unpack(">LL", head[16:24])
+            if len(head) >= 2 and head.startswith(b"\xff\xd8"):
+                return _jpeg_size(f)
+            if head.startswith(b"RIFF") and head[8:12] == b"WEBP" and len(head) >= 30:
+                kind = head[12:16]
+                if kind == b"VP8 ":
+                    return struct.unpack("<HH", head[26:30])
+                if kind == b"VP8X":
+                    width = struct.unpack("<I", head[24:27] + b"\0")[0] + 1
+                    return width, struct.unpack("<I", head[27:30] + b"\0")[0] + 1
+                if kind == b"VP8L":
+                    b = head[21:25]
+                    return (((b[1] & 63) << 8) | b[0]) + 1, (((b[3] & 15) << 10) | (b[2] << 2) | ((b[1] & 192) >> 6)) + 1
+                return None
+            if head.startswith(b"BM") and len(head) >= 26:
+                width, height = struct.unpack("<ll", head[18:26])
+                return width, abs(height)  # a negative height is a top-down bitmap
+    except (OSError, struct.error):
+        return None
+    return None
+
+
+def _jpeg_size(f) -> tuple[int, int] | None:
+    # walk the markers to the first SOFn (C0..CF without DHT C4, JPG C8, DAC CC)
+    f.seek(2)
+    while True:
+        byte = f.read(1)
+        while byte == b"\xff":
+            byte = f.read(1)
+        if not byte:
+            return None
+        marker = byte[0]
+        length = struct.unpack(">H", f.read(2))[0]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            f.seek(1, 1)  # precision
+            height, width = struct.unpack(">HH", f.read(4))
+            return width, height
+        f.seek(length - 2, 1)
+        # the next byte must start a marker
+        byte = f.read(1)
+        if byte != b"\xff":
+            return None
+
+
+# ---------------------------------------------------------------------------------------------
+# buckets: model_util.make_bucket_resolutions and train_util.BucketManager
+
+
+def bucket_resolutions(max_reso: tuple[int, int], min_size: int = 256, max_size: int = 1024, divisible: int = 64) -> list[tuple[int, int]]:
+    """model_util.make_bucket_resolutions: the predefined buckets, sorted."""
+    max_width, max_height = max_reso
+    max_area = max_width * max_height
+    resos = set()
+    width = int(math.sqrt(max_area) // divisible) * divisible
+    resos.add((width, width))
+    width = min_size
+    while width <= max_size:
+        height = min(max_size, int((max_area // width) // divisible) * divisible)
+        if height >= min_size:
+            resos.add((width, height))
+            resos.add((height, width))
+        width += divisible
+    return sorted(resos)
+
+
+class Buckets:
+    """BucketManager.select_bucket with the counting that make_buckets does after it."""
+
+    def __init__(self, no_upscale: bool, max_reso: tuple[int, int], reso_steps: int | None, predefined: list[tuple[int, int]] | None):
+        self.no_upscale = no_upscale
+        self.max_area = max_reso[0] * max_reso[1]
+        self.reso_steps = reso_steps
+        self.predefined = predefined or []
+        self.predefined_set = set(self.predefined)
+        self.predefined_ar = [w / h for w, h in self.predefined]
+        self.counts: dict[tuple[int, int], int] = {}
+
+    def _round(self, x: float) -> int:
+        x = int(x + 0.5)
+        return x - x % self.reso_steps
+
+    def select(self, width: int, height: int) -> tuple[int, int]:
+        aspect_ratio = width / height
+        if not self.no_upscale:
+            reso = (width, height)
+            if reso not in self.predefined_set:
+                # np.abs(ar_errors).argmin(): the first of the smallest errors
+                errors = [abs(ar - aspect_ratio) for ar in self.predefined_ar]
+                reso = self.predefined[errors.index(min(errors))]
+            return reso
+        if width * height > self.max_area:
+            resized_width = math.sqrt(self.max_area * aspect_ratio)
+            resized_height = self.max_area / resized_width
+            b_width_rounded = self._round(resized_width)
+            b_height_in_wr = self._round(b_width_rounded / aspect_ratio)
+            ar_width_rounded = b_width_rounded / b_height_in_wr
+            b_height_rounded = self._round(resized_height)
+            b_width_in_hr = self._round(b_height_rounded * aspect_ratio)
+            ar_height_rounded = b_width_in_hr / b_height_rounded
+            if abs(ar_width_rounded - aspect_ratio) < abs(ar_height_rounded - aspect_ratio):
+                resized = (b_width_rounded, int(b_width_rounded / aspect_ratio + 0.5))
+            else:
+                resized = (int(b_height_rounded * aspect_ratio + 0.5), b_height_rounded)
+        else:
+            resized = (width, height)
+        return resized[0] - resized[0] % self.reso_steps, resized[1] - resized[1] % self.reso_steps
+
+    def add(self, reso: tuple[int, int], repeats: int) -> None:
+        self.counts[reso] = self.counts.get(reso, 0) + repeats
+
+
+# ---------------------------------------------------------------------------------------------
+# reading the inputs
+
+
+def _get(args: Any, name: str) -> Any:
+    if isinstance(args, Mapping):
+        value = args.get(name, DEFAULTS.get(name))
+    else:
+        value = getattr(args, name, DEFAULTS.get(name))
+    return DEFAULTS.get(name) if value is None else value
+
+
+def _resolution(value: Any, flag: str) -> tuple[int, int] | None:
+    """``"512"``, ``"512,768"`` (the command line), 512 or [512, 768] (TOML), or a tuple."""
+    if value is None:
+        return None
+    en = "a size or width,height in pixels, e.g. 512 or 512,768"
+    ja = "解像度は「サイズ」または「幅,高さ」で指定してください(例: 512 や 512,768)"
+    try:
+        if isinstance(value, str):
+            parts = [int(part) for part in value.split(",")]
+        elif isinstance(value, (list, tuple)):
+            parts = [_int(part) for part in value]
+        else:
+            parts = [_int(value)]
+    except (TypeError, ValueError):
+        raise OptionError(flag, value, en, ja) from None
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or min(parts) <= 0:
+        raise OptionError(flag, value, en, ja)
+    return parts[0], parts[1]
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(value)
+    return value
+
+
+def _load_config(path: str) -> dict:
+    flag = "--dataset_config"
+    if not os.path.isfile(path):
+        raise OptionError(flag, str(path), "an existing .toml or .json file", "存在する .toml か .json ファイルを指定してください")
+    name = str(path).lower()
+    try:
+        if name.endswith(".json"):
+            with open(path, encoding="utf-8") as f:
+                return json.load(f)
+        if name.endswith(".toml"):
+            try:
+                import tomllib  # Python 3.11+
+            except ImportError:  # Python 3.10: sd-scripts itself reads TOML with the toml package
+                import toml
+
+                return toml.load(path)
+            with open(path, "rb") as f:
+                return tomllib.load(f)
+    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError, TOMLDecodeError, toml's TomlDecodeError
+        raise OptionError(
+            flag, str(path), f"a valid TOML / JSON file ({error})", f"TOML / JSON の書式が正しくありません({error})"
+        ) from None
+    raise OptionError(flag, str(path), "a .toml or .json file", ".toml か .json ファイルを指定してください")
+
+
+def _repeat_folders(base: str | None, is_reg: bool) -> list[dict]:
+    """config_util.generate_dreambooth_subsets_config_by_subdirs: subfolders named N_name, in
+    the order the file system lists them (sd-scripts uses Path.iterdir)."""
+    if base is None or not os.path.isdir(base):
+        return []
+    subsets = []
+    for name in os.listdir(base):
+        path = os.path.join(base, name)
+        if not os.path.isdir(path):
+            continue
+        try:
+            repeats = int(name.split("_")[0])
+        except ValueError:
+            continue  # sd-scripts: "ignore directory without repeats"
+        if repeats >= 1:
+            subsets.append({"image_dir": str(path), "num_repeats": repeats, "is_reg": is_reg})
+    return subsets
+
+
+def _glob_images(directory: str) -> tuple[list[str], list[str]]:
+    """train_util.glob_images(directory, "*"): sorted paths with a known extension (case as
+    listed on POSIX, any case on Windows, where glob ignores case); hidden files are not matched.
+    Also the files sd-scripts reads only with an optional plugin."""
+    found, plugin = [], []
+    fold = os.name == "nt"
+    exts = tuple(e.lower() for e in IMAGE_EXTENSIONS) if fold else IMAGE_EXTENSIONS
+    plugin_exts = tuple(e.lower() for e in PLUGIN_EXTENSIONS) if fold else PLUGIN_EXTENSIONS
+    for name in os.listdir(directory):
+        if name.startswith("."):
+            continue
+        key = name.lower() if fold else name
+        path = os.path.join(directory, name)
+        if key.endswith(exts) and not os.path.isdir(path):
+            found.append(path)
+        elif key.endswith(plugin_exts):
+            plugin.append(path)
+    return sorted(found), sorted(plugin)
+
+
+# ---------------------------------------------------------------------------------------------
+# the count
+
+
+@dataclass
+class _Image:
+    path: str
+    repeats: int
+    size: tuple[int, int] | None = None
+    legacy_size: tuple[int, int] | None = None  # fine tuning: train_resolution
+
+
+@dataclass
+class _State:
+    notes: list[str] = field(default_factory=list)
+    estimate: bool = False
+    split_rng: random.Random | None = None
+
+    def note(self, en: str, ja: str, estimate: bool = True) -> None:
+        text = _note(en, ja)
+        if text not in self.notes:
+            self.notes.append(text)
+        self.estimate = self.estimate or estimate
+
+
+def _split(paths: list, split: float, seed: int | None, state: _State, where: str) -> list:
+    """train_util.split_train_val for the training side: shuffled with the validation seed (or
+    the run's random state, seeded by --seed), the first ceil(n * (1 - split)) kept."""
+    if seed is not None:
+        rng = random.Random(seed)
+    else:
+        if state.split_rng is None:
+            state.note(
+                f"{where}: validation_split without validation_seed or --seed: which images are held out is random",
+                f"{where}: validation_seed も --seed もない validation_split は検証用に分ける画像がランダムに決まります",
+            )
+            state.split_rng = random.Random()
+        rng = state.split_rng
+    paths = list(paths)
+    rng.shuffle(paths)
+    return paths[: math.ceil(len(paths) * (1 - split))]
+
+
+def _lookup(key: str, layers: Iterable[Mapping], default: Any) -> Any:
+    # BlueprintGenerator.search_value: the first layer with a value that is not None
+    for layer in layers:
+        value = layer.get(key)
+        if value is not None:
+            return value
+    return default
+
+
+def _checked(value: Any, kind: type, flag: str, minimum: int | None = None) -> Any:
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and minimum is not None and value < minimum:
+        ok = False
+    if not ok:
+        en = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}[kind]
+        ja = {bool: "true か false", int: "整数", float: "数値", str: "文字列"}[kind]
+        if minimum is not None:
+            en, ja = f"{en} >= {minimum}", f"{minimum} 以上の{ja}"
+        raise OptionError(flag, value, en, ja)
+    return value
+
+
+def count(args: Any, num_processes: int = 1) -> RunCount:
+    """Count the run that ``args`` (sd-scripts' parsed namespace, or a mapping with the same
+    names: train_data_dir, reg_data_dir, in_json, dataset_config, resolution, train_batch_size,
+    enable_bucket, min_bucket_reso, max_bucket_reso, bucket_reso_steps, bucket_no_upscale,
+    dataset_repeats, max_train_steps, max_train_epochs, gradient_accumulation_steps, seed,
+    validation_split, validation_seed, masked_loss) would train on ``num_processes`` processes."""
+    state = _State()
+    if _get(args, "seed") is not None:
+        # train_network.py seeds Python's random with --seed before it builds the datasets; a
+        # validation split without validation_seed shuffles with it, dataset after dataset
+        state.split_rng = random.Random(_get(args, "seed"))
+    if _get(args, "dataset_class") is not None:
+        raise OptionError(
+            "--dataset_class",
+            _get(args, "dataset_class"),
+            "no custom dataset class: its length is known only to its own code",
+            "独自のデータセットクラスは長さを数えられません",
+        )
+    processes = _checked(num_processes, int, "--num_processes", 1)
+    accumulation = _checked(_get(args, "gradient_accumulation_steps"), int, "--gradient_accumulation_steps", 1)
+    epochs_flag = _get(args, "max_train_epochs")
+    if epochs_flag is not None:
+        _checked(epochs_flag, int, "--max_train_epochs", 1)
+    steps_flag = _checked(_get(args, "max_train_steps"), int, "--max_train_steps", 1)
+
+    user_config, where = _user_config(args)
+    arg_layer = _argparse_layer(args)
+    general = user_config.get("general", {}) or {}
+    datasets = []
+    for index, dataset_config in enumerate(user_config.get("datasets", []) or []):
+        datasets.append(_count_dataset(index, dataset_config, general, arg_layer, args, where, state))
+
+    batches = sum(d.batches for d in datasets)
+    if batches == 0:
+        flag, value = where
+        raise OptionError(
+            flag,
+            value,
+            "a dataset with at least one image (train_data_dir is the parent of folders such as 10_name)",
+            "画像が見つかりません(train_data_dir には 10_name のような画像フォルダの親フォルダを指定してください)",
+        )
+    batches_per_epoch, steps_per_epoch, max_train_steps, epochs = run_steps(
+        batches, processes, accumulation, epochs_flag, steps_flag
+    )
+    if any(d.enable_bucket for d in datasets) and not state.estimate:
+        state.note(
+            "buckets replayed from sd-scripts' BucketManager with the image sizes in the file headers",
+            "画像ファイルのヘッダーのサイズで sd-scripts の BucketManager と同じ bucket 分けをしました",
+            estimate=False,
+        )
+    return RunCount(
+        batches=batches,
+        batches_per_epoch=batches_per_epoch,
+        steps_per_epoch=steps_per_epoch,
+        max_train_steps=max_train_steps,
+        epochs=epochs,
+        num_processes=processes,
+        gradient_accumulation_steps=accumulation,
+        max_train_epochs=epochs_flag,
+        num_train_images=sum(d.num_train_images for d in datasets),
+        num_reg_images=sum(d.num_reg_images for d in datasets),
+        source="folder layout",
+        estimate=state.estimate,
+        notes=tuple(state.notes),
+        datasets=tuple(datasets),
+    )
+
+
+def _user_config(args: Any) -> tuple[dict, tuple[str, Any]]:
+    """What train_network.py builds before BlueprintGenerator.generate: the --dataset_config file,
+    or one dataset from --train_data_dir / --reg_data_dir (DreamBooth) or --in_json (fine tuning)."""
+    config_path = _get(args, "dataset_config")
+    if config_path is not None:
+        config = _load_config(str(config_path))
+        if not isinstance(config, dict) or not isinstance(config.get("datasets", []), list):
+            raise OptionError(
+                "--dataset_config", str(config_path), "[[datasets]] tables with [[datasets.subsets]]", "[[datasets]] と [[datasets.subsets]] の表で書いてください"
+            )
+        return config, ("--dataset_config", str(config_path))
+    check_folders(args)
+    train_dir, reg_dir, in_json = _get(args, "train_data_dir"), _get(args, "reg_data_dir"), _get(args, "in_json")
+    if in_json is None:
+        if train_dir is None:
+            raise OptionError(
+                "--train_data_dir", None, "a folder, or --dataset_config", "フォルダか --dataset_config を指定してください"
+            )
+        subsets = _repeat_folders(str(train_dir), False) + _repeat_folders(reg_dir and str(reg_dir), True)
+        return {"datasets": [{"subsets": subsets}]}, ("--train_data_dir", str(train_dir))
+    if not os.path.isfile(str(in_json)):
+        raise OptionError("--in_json", str(in_json), "an existing metadata .json file", "存在するメタデータ .json ファイルを指定してください")
+    return {"datasets": [{"subsets": [{"image_dir": train_dir and str(train_dir), "metadata_file": str(in_json)}]}]}, (
+        "--in_json",
+        str(in_json),
+    )
+
+
+def check_folders(args: Any) -> None:
+    """--train_data_dir / --reg_data_dir must be folders when no --dataset_config replaces them.
+    Stricter than sd-scripts on purpose: it trains nothing ("No data found") without the first and
+    silently trains without regularization images when the second is mistyped."""
+    if _get(args, "dataset_config") is not None or _get(args, "in_json") is not None:
+        return
+    for flag in ("--train_data_dir", "--reg_data_dir"):
+        folder = _get(args, flag[2:])
+        if folder is not None and not os.path.isdir(str(folder)):
+            raise OptionError(flag, str(folder), "an existing folder", "存在するフォルダを指定してください")
+
+
+def _argparse_layer(args: Any) -> dict:
+    layer = {}
+    for name in DEFAULTS:
+        value = _get(args, name)
+        if name == "resolution":
+            value = _resolution(value, "--resolution")
+        layer[ARG_TO_CONFIG.get(name, name)] = value
+    return layer
+
+
+def _count_dataset(index: int, config: Any, general: Mapping, arg_layer: Mapping, args: Any, where, state: _State) -> DatasetCount:
+    cfg_flag = f"{where[0]} [[datasets]] #{index + 1}" if where[0] == "--dataset_config" else where[0]
+    if not isinstance(config, Mapping):
+        raise OptionError(cfg_flag, config, "a table", "表([[datasets]])で書いてください")
+    subsets = config.get("subsets", []) or []
+    if not isinstance(subsets, list) or not all(isinstance(s, Mapping) for s in subsets):
+        raise OptionError(f"{cfg_flag} subsets", subsets, "[[datasets.subsets]] tables", "[[datasets.subsets]] の表で書いてください")
+    with_metadata = ["metadata_file" in s for s in subsets]
+    controlnet = all("conditioning_data_dir" in s for s in subsets)
+    if any(with_metadata) and not all(with_metadata):
+        raise OptionError(
+            f"{cfg_flag} subsets",
+            "metadata_file",
+            "DreamBooth subsets and fine-tuning subsets (metadata_file) in separate datasets",
+            "DreamBooth のサブセットと fine tuning のサブセット(metadata_file)は別々のデータセットにしてください",
+        )
+    kind = "controlnet" if controlnet and subsets else "dreambooth" if not any(with_metadata) else "fine-tuning"
+    layers = (config, general, arg_layer)
+
+    def dataset_value(key, kind_, minimum=None):
+        value = _lookup(key, layers, DATASET_DEFAULTS[key])
+        in_file = key in config or key in general
+        flag = f"{cfg_flag} {key}" if in_file else "--train_batch_size" if key == "batch_size" else f"--{key}"
+        if key == "resolution":
+            return _resolution(value, flag)
+        return None if value is None else _checked(value, kind_, flag, minimum)
+
+    batch_size = dataset_value("batch_size", int, 1)
+    resolution = dataset_value("resolution", None)
+    enable_bucket = dataset_value("enable_bucket", bool)
+    min_reso = dataset_value("min_bucket_reso", int, 1)
+    max_reso = dataset_value("max_bucket_reso", int, 1)
+    reso_steps = dataset_value("bucket_reso_steps", int, 1)
+    no_upscale = dataset_value("bucket_no_upscale", bool)
+    validation_split = dataset_value("validation_split", float)
+    validation_seed = dataset_value("validation_seed", int)
+
+    images: dict[str, _Image] = {}  # image_data: keyed by path, later entries replace earlier ones
+    subset_rows = []
+    num_train = num_reg = 0
+    legacy = False
+    if kind == "fine-tuning":
+        num_train, legacy = _fine_tuning(subsets, config, general, arg_layer, cfg_flag, images, subset_rows, state)
+        if validation_split and validation_split > 0:
+            state.note(
+                f"{cfg_flag}: validation_split is ignored for fine-tuning datasets in this count",
+                f"{cfg_flag}: fine tuning データセットの validation_split はこの計算では考慮していません",
+            )
+    else:
+        num_train, num_reg = _dreambooth(
+            subsets, config, general, arg_layer, cfg_flag, images, subset_rows, state,
+            kind == "controlnet", validation_split or 0.0, validation_seed,
+        )
+
+    if resolution is None and not legacy:
+        raise OptionError("--resolution", None, "a size or width,height, e.g. 512", "resolution(解像度)を指定してください(例: 512)")
+    if enable_bucket and not legacy:
+        # BaseDataset.adjust_min_max_bucket_reso_by_steps
+        min_reso -= min_reso % reso_steps
+        if max_reso % reso_steps:
+            max_reso += reso_steps - max_reso % reso_steps
+        if min(resolution) < min_reso:
+            raise OptionError("--min_bucket_reso", min_reso, f"at most the resolution's shorter side ({min(resolution)})", f"解像度の短辺({min(resolution)})以下にしてください")
+        if max(resolution) > max_reso:
+            raise OptionError("--max_bucket_reso", max_reso, f"at least the resolution's longer side ({max(resolution)})", f"解像度の長辺({max(resolution)})以上にしてください")
+
+    # make_buckets
+    if legacy:
+        # sd-scripts <= v0.9.1, metadata from prepare_buckets_latents.py: bucketing on, the
+        # buckets are the train_resolution values, and every image is in its own
+        enable_bucket = True
+        resolution = resolution or (0, 0)
+        buckets = Buckets(False, resolution, None, sorted({image.size for image in images.values()}))
+    elif enable_bucket:
+        predefined = None if no_upscale else bucket_resolutions(resolution, min_reso, max_reso, reso_steps)
+        buckets = Buckets(no_upscale, resolution, reso_steps, predefined)
+    else:
+        buckets = Buckets(False, resolution, None, [resolution])
+    for image in images.values():
+        size = image.size if image.size is not None else image_size(image.path)
+        if size is None or size[0] <= 0 or size[1] <= 0:
+            state.note(
+                f"cannot read the size of {image.path}: counted in the bucket of the base resolution",
+                f"{image.path} のサイズを読めません: 基準解像度の bucket に数えました",
+            )
+            size = resolution
+        reso = buckets.select(*size)
+        if min(reso) <= 0:  # sd-scripts fails here too (a division by the bucket's side)
+            raise OptionError(
+                "--bucket_no_upscale", image.path, f"images at least bucket_reso_steps ({reso_steps}) pixels on each side",
+                f"bucket_no_upscale では各辺が bucket_reso_steps({reso_steps})ピクセル以上の画像にしてください",
+            )
+        buckets.add(reso, image.repeats)
+    batches = sum(math.ceil(n / batch_size) for n in buckets.counts.values())
+    return DatasetCount(
+        kind=kind,
+        batch_size=batch_size,
+        resolution=resolution,
+        enable_bucket=bool(enable_bucket),
+        subsets=tuple(subset_rows),
+        num_train_images=num_train,
+        num_reg_images=num_reg,
+        buckets=tuple(sorted(buckets.counts.items())),
+        batches=batches,
+    )
+
+
+def _subset_value(key, subset, layers, flag, kind_, minimum=None):
+    value = _lookup(key, (subset, *layers), SUBSET_DEFAULTS.get(key))
+    if value is None:
+        return None
+    return _checked(value, kind_, flag, minimum)
+
+
+def _dreambooth(subsets, config, general, arg_layer, cfg_flag, images, rows, state, controlnet, split, split_seed):
+    """DreamBoothDataset.__init__ (ControlNetDataset delegates to it, without reg images)."""
+    layers = (config, general, arg_layer)
+    seen_dirs = []
+    reg_infos: list[_Image] = []
+    num_train = num_reg = 0
+    for number, subset in enumerate(subsets, 1):
+        flag = f"{cfg_flag} subset #{number}"
+        image_dir = _subset_value("image_dir", subset, (), f"{flag} image_dir", str)
+        if image_dir is None:
+            raise OptionError(f"{flag} image_dir", None, "the folder of the subset's images", "サブセットの画像フォルダを指定してください")
+        repeats = _subset_value("num_repeats", subset, layers, f"{flag} num_repeats", int)
+        is_reg = bool(_subset_value("is_reg", subset, (), f"{flag} is_reg", bool)) and not controlnet
+        cache_info = _subset_value("cache_info", subset, layers, f"{flag} cache_info", bool)
+        if repeats < 1:
+            continue  # "ignore subset ...: num_repeats is less than 1"
+        if image_dir in seen_dirs:
+            continue  # "ignore duplicated subset": DreamBoothSubset.__eq__ compares image_dir
+        if not os.path.isdir(image_dir):
+            state.note(f"not a folder, skipped as sd-scripts does: {image_dir}", f"フォルダではないので sd-scripts と同様に無視しました: {image_dir}", estimate=False)
+            continue
+        sizes: dict[str, tuple[int, int]] = {}
+        cache_file = os.path.join(image_dir, "metadata_cache.json")
+        if cache_info and os.path.isfile(cache_file):
+            with open(cache_file, encoding="utf-8") as f:
+                metas = json.load(f)
+            paths = list(metas)
+            sizes = {path: tuple(meta["resolution"]) for path, meta in metas.items()}
+        else:
+            paths, plugin = _glob_images(image_dir)
+            if plugin:
+                state.note(
+                    f"{image_dir}: {len(plugin)} AVIF / JPEG-XL files not counted (sd-scripts reads them only with pillow-avif-plugin / pillow-jxl)",
+                    f"{image_dir}: AVIF / JPEG-XL ファイル {len(plugin)} 枚は数えていません(sd-scripts はプラグインがあるときだけ読みます)",
+                )
+        if split > 0 and not is_reg:
+            paths = _split(paths, split, split_seed, state, flag)
+        if not paths:
+            continue  # "ignore subset ...: no images found"
+        if is_reg:
+            num_reg += repeats * len(paths)
+        else:
+            num_train += repeats * len(paths)
+        for path in paths:
+            image = _Image(path, repeats, sizes.get(path))
+            if is_reg:
+                reg_infos.append(image)
+            else:
+                images[path] = image
+        seen_dirs.append(image_dir)
+        rows.append((image_dir, len(paths), repeats, is_reg))
+
+    if num_reg:
+        # the reg images are registered in order, each with its folder's repeats, until they
+        # reach the training images; then each gets one more repeat in turn until they match
+        n, first_loop = 0, True
+        while n < num_train:
+            for image in reg_infos:
+                if first_loop:
+                    images[image.path] = image
+                    n += image.repeats
+                else:
+                    image.repeats += 1
+                    n += 1
+                if n >= num_train:
+                    break
+            first_loop = False
+    return num_train, num_reg
+
+
+def _fine_tuning(subsets, config, general, arg_layer, cfg_flag, images, rows, state) -> tuple[int, bool]:
+    """FineTuningDataset.__init__. v0.10 and later: sizes from ``image_size`` in the metadata, else
+    the header of ``image_dir/key``. v0.9.1 and older: ``train_resolution`` (written by
+    prepare_buckets_latents.py) is the bucket when every entry has one; the image is ``key``, or
+    ``image_dir/key.<ext>`` (keys are file names without extension). Returns (images x repeats,
+    whether the buckets are the train_resolution values)."""
+    layers = (config, general, arg_layer)
+    seen = []
+    num_train = 0
+    legacy = True  # every entry has train_resolution and none has image_size
+    for number, subset in enumerate(subsets, 1):
+        flag = cfg_flag if cfg_flag == "--in_json" else f"{cfg_flag} subset #{number}"
+        metadata_file = _subset_value("metadata_file", subset, (), f"{flag} metadata_file", str)
+        image_dir = _subset_value("image_dir", subset, (), f"{flag} image_dir", str)
+        repeats = _subset_value("num_repeats", subset, layers, f"{flag} num_repeats", int)
+        if repeats < 1 or metadata_file in seen:
+            continue
+        if not os.path.isfile(metadata_file):
+            raise OptionError(flag if flag == "--in_json" else f"{flag} metadata_file", metadata_file, "an existing metadata file", "存在するメタデータファイルを指定してください")
+        try:
+            with open(metadata_file, encoding="utf-8") as f:
+                if metadata_file.endswith(".jsonl"):
+                    metadata = {}
+                    for line in f:
+                        entry = json.loads(line)
+                        metadata[entry["image_path"]] = {k: v for k, v in entry.items() if k == "image_size"}
+                else:
+                    metadata = json.load(f)
+        except (ValueError, KeyError) as error:
+            raise OptionError(flag, metadata_file, f"valid metadata JSON ({error})", f"メタデータの JSON が正しくありません({error})") from None
+        if not isinstance(metadata, Mapping):
+            raise OptionError(flag, metadata_file, "metadata: an object of image keys", "メタデータは画像キーのオブジェクトにしてください")
+        if not metadata:
+            continue
+        for key, entry in metadata.items():
+            entry = entry if isinstance(entry, Mapping) else {}
+            size = entry.get("image_size")
+            legacy = legacy and "train_resolution" in entry and size is None
+            path = _metadata_image(key, image_dir)
+            if size is None and path is None and "train_resolution" not in entry:
+                state.note(f"no image for metadata entry {key}", f"メタデータの {key} の画像が見つかりません")
+            images[key] = _Image(path or key, repeats, tuple(size) if size else None)
+            if "train_resolution" in entry:
+                images[key].legacy_size = tuple(entry["train_resolution"])
+        num_train += len(metadata) * repeats
+        seen.append(metadata_file)
+        rows.append((metadata_file, len(metadata), repeats, False))
+    legacy = legacy and bool(images)
+    if legacy:
+        for image in images.values():
+            image.size = image.legacy_size
+        state.note(
+            "the metadata has train_resolution for every image: counted as sd-scripts v0.9.1 and older do, one bucket per train_resolution",
+            "メタデータのすべての画像に train_resolution があります: sd-scripts v0.9.1 以前と同じく train_resolution ごとの bucket で数えました",
+            estimate=False,
+        )
+    return num_train, legacy
+
+
+def _metadata_image(key: str, image_dir: str | None) -> str | None:
+    candidates = [os.path.join(image_dir, key)] if image_dir is not None and not os.path.isabs(key) else []
+    candidates.append(key)
+    if image_dir is not None:
+        candidates += [os.path.join(image_dir, key + ext) for ext in IMAGE_EXTENSIONS]
+    return next((path for path in candidates if os.path.isfile(path)), None)
+
+
+# ---------------------------------------------------------------------------------------------
+# musubi-tuner
+#
+# musubi-tuner's datasets (musubi_tuner/dataset/image_video_dataset.py) are not its images but its
+# latent caches: ImageDataset / VideoDataset.prepare_for_training globs
+# ``cache_directory/*_{architecture}.safetensors`` (kept only with the matching ``*_te.safetensors``),
+# reads each item's size (and a video's frame count) from the file name, puts it in the bucket of
+# BucketSelector (× num_repeats; control latents of other shapes split a bucket), and a dataset has
+# sum over buckets of ceil(items / batch_size) batches. trainer_base.py then does train_network.py's
+# arithmetic. So: with caches, the count is exact; an image dataset not cached yet is counted from
+# its images (an estimate: the caches decide); a video dataset needs its caches (frame extraction
+# decides how many items a video gives).
+
+MUSUBI_RESO_STEPS = {"ho1": 32}  # BucketSelector.ARCHITECTURE_STEPS_MAP: 16 for every other architecture
+MUSUBI_IMAGE_EXTENSIONS = IMAGE_EXTENSIONS + (".avif", ".AVIF")
+
+
+class MusubiBuckets:
+    """musubi-tuner's BucketSelector.get_bucket_resolution."""
+
+    def __init__(self, resolution: tuple[int, int], enable_bucket: bool, no_upscale: bool, reso_steps: int):
+        self.area = resolution[0] * resolution[1]
+        self.steps = reso_steps
+        if not enable_bucket:
+            self.resos, self.no_upscale = [tuple(resolution)], False
+        else:
+            self.no_upscale = no_upscale
+            sqrt_size = int(math.sqrt(self.area))
+            min_size = (sqrt_size // 2) - (sqrt_size // 2) % reso_steps
+            resos = set()
+            for w in range(min_size, sqrt_size + reso_steps, reso_steps):
+                h = (self.area // w) - (self.area // w) % reso_steps
+                resos.update({(w, h), (h, w)})
+            self.resos = sorted(resos)
+        self.ars = [w / h for w, h in self.resos]
+
+    def select(self, width: int, height: int) -> tuple[int, int]:
+        if self.no_upscale and width * height <= self.area:
+            return width - width % self.steps, height - height % self.steps
+        errors = [abs(ar - width / height) for ar in self.ars]
+        return self.resos[errors.index(min(errors))]
+
+
+def _safetensors_keys(path: str) -> list[str]:
+    # the header: an 8-byte little-endian length, then JSON
+    with open(path, "rb") as f:
+        (length,) = struct.unpack("<Q", f.read(8))
+        return list(json.loads(f.read(length)))
+
+
+def count_musubi(args: Any, num_processes: int = 1, architecture: str | None = None) -> RunCount:
+    """The run of a musubi-tuner training script: ``args`` has ``dataset_config`` (its TOML),
+    max_train_steps, max_train_epochs, gradient_accumulation_steps; ``architecture`` is the short
+    name in its cache files ("hv", "wan", "fp", "fk", "qi", "qie", "f2d", "zi", ...)."""
+    import re
+
+    state = _State()
+    processes = _checked(num_processes, int, "--num_processes", 1)
+    accumulation = _checked(_get(args, "gradient_accumulation_steps"), int, "--gradient_accumulation_steps", 1)
+    epochs_flag = _get(args, "max_train_epochs")
+    if epochs_flag is not None:
+        _checked(epochs_flag, int, "--max_train_epochs", 1)
+    steps_flag = _checked(_get(args, "max_train_steps"), int, "--max_train_steps", 1)
+    config_path = _get(args, "dataset_config")
+    if config_path is None:
+        raise OptionError("--dataset_config", None, "musubi-tuner's dataset config TOML", "musubi-tuner のデータセット設定 TOML を指定してください")
+    if not architecture:
+        raise OptionError("architecture", architecture, "the cache files' architecture, e.g. hv, wan, fp, qi", "キャッシュファイルのアーキテクチャ名(例: hv, wan, fp, qi)")
+    config = _load_config(str(config_path))
+    general = config.get("general", {}) or {}
+    steps = MUSUBI_RESO_STEPS.get(architecture, 16)
+    datasets = []
+    from_caches = True
+    for index, ds in enumerate(config.get("datasets", []) or []):
+        flag = f"--dataset_config [[datasets]] #{index + 1}"
+        if not isinstance(ds, Mapping):
+            raise OptionError(flag, ds, "a table", "表([[datasets]])で書いてください")
+        layers = (ds, general)
+        is_image = "image_directory" in ds or "image_jsonl_file" in ds
+        batch_size = _checked(_lookup("batch_size", layers, 1), int, f"{flag} batch_size", 1)
+        repeats = _checked(_lookup("num_repeats", layers, 1), int, f"{flag} num_repeats", 1)
+        resolution = _resolution(_lookup("resolution", layers, (960, 544)), f"{flag} resolution")
+        enable_bucket = _checked(_lookup("enable_bucket", layers, False), bool, f"{flag} enable_bucket")
+        no_upscale = _checked(_lookup("bucket_no_upscale", layers, False), bool, f"{flag} bucket_no_upscale")
+        directory = ds.get("image_directory") if is_image else ds.get("video_directory")
+        cache_dir = _lookup("cache_directory", layers, None) or directory
+        selector = MusubiBuckets(resolution, enable_bucket, no_upscale, steps)
+        counts: dict[tuple, int] = {}
+        caches = []
+        if cache_dir and os.path.isdir(cache_dir):
+            suffix = f"_{architecture}.safetensors"
+            caches = sorted(n for n in os.listdir(cache_dir) if n.endswith(suffix) and not n.startswith("."))
+        items = 0
+        if caches:
+            for name in caches:
+                tokens = name.split("_")
+                try:
+                    width, height = map(int, tokens[-2].split("x"))
+                    key_tokens = tokens[:-2] if is_image else tokens[:-3]
+                    frames = None if is_image else int(tokens[-3].split("-")[1])
+                except (ValueError, IndexError):
+                    state.note(f"{cache_dir}: not a cache file name musubi-tuner reads: {name}", f"{cache_dir}: musubi-tuner が読めないキャッシュ名です: {name}")
+                    continue
+                if not os.path.exists(os.path.join(cache_dir, f"{'_'.join(key_tokens)}_{architecture}_te.safetensors")):
+                    continue  # musubi-tuner: "Text encoder output cache file not found", the item is skipped
+                bucket = selector.select(width, height)
+                if frames is not None:
+                    bucket = (*bucket, frames)
+                try:  # control latents of other counts or shapes split the bucket
+                    controls = sorted(
+                        m.group(1) for k in _safetensors_keys(os.path.join(cache_dir, name)) if (m := re.match(r"(latents_control_\d+_[0-9x]+)", k))
+                    )
+                except (OSError, ValueError, struct.error):
+                    controls = []
+                bucket = (*bucket, *controls)
+                counts[bucket] = counts.get(bucket, 0) + repeats
+                items += 1
+        elif is_image:
+            from_caches = False
+            paths = []
+            if ds.get("image_jsonl_file"):
+                with open(ds["image_jsonl_file"], encoding="utf-8") as f:
+                    paths = [json.loads(line)["image_path"] for line in f if line.strip()]
+            elif directory and os.path.isdir(directory):
+                paths = sorted(os.path.join(directory, n) for n in os.listdir(directory) if n.endswith(MUSUBI_IMAGE_EXTENSIONS))
+            state.note(
+                f"{flag}: no latent cache for {architecture} in {cache_dir}: counted from the images; musubi-tuner counts the cached latents",
+                f"{flag}: {cache_dir} に {architecture} の latent キャッシュがないため画像から数えました。musubi-tuner はキャッシュを数えます",
+            )
+            for path in paths:
+                size = image_size(path)
+                if size is None:
+                    state.note(f"cannot read the size of {path}", f"{path} のサイズを読めません")
+                    size = resolution
+                bucket = selector.select(*size)
+                counts[bucket] = counts.get(bucket, 0) + repeats
+                items += 1
+        else:
+            raise OptionError(
+                f"{flag} cache_directory", cache_dir, f"the latent caches of the videos (*_{architecture}.safetensors): cache them first",
+                f"動画の latent キャッシュ(*_{architecture}.safetensors)が必要です。先にキャッシュを作成してください",
+            )
+        batches = sum(math.ceil(n / batch_size) for n in counts.values())
+        datasets.append(
+            DatasetCount(
+                kind="image" if is_image else "video",
+                batch_size=batch_size,
+                resolution=resolution,
+                enable_bucket=enable_bucket,
+                subsets=((str(cache_dir), items, repeats, False),),
+                num_train_images=items * repeats,
+                num_reg_images=0,
+                buckets=tuple(sorted(((b[0], b[1]), n) for b, n in counts.items())) if all(len(b) == 2 for b in counts) else tuple(sorted(counts.items())),
+                batches=batches,
+            )
+        )
+    directories = [d.subsets[0][0] for d in datasets]
+    if len(set(directories)) != len(directories):  # generate_dataset_group_by_blueprint refuses it too
+        raise OptionError(
+            "--dataset_config", str(config_path), "a cache_directory of its own for each dataset (the image/video folder if not given)",
+            "cache_directory はデータセットごとに別にしてください(未指定なら画像/動画フォルダ)",
+        )
+    batches = sum(d.batches for d in datasets)
+    if batches == 0:
+        raise OptionError("--dataset_config", str(config_path), "a dataset with at least one cached item", "キャッシュ済みのデータが見つかりません")
+    batches_per_epoch, steps_per_epoch, max_train_steps, epochs = run_steps(batches, processes, accumulation, epochs_flag, steps_flag)
+    return RunCount(
+        batches=batches,
+        batches_per_epoch=batches_per_epoch,
+        steps_per_epoch=steps_per_epoch,
+        max_train_steps=max_train_steps,
+        epochs=epochs,
+        num_processes=processes,
+        gradient_accumulation_steps=accumulation,
+        max_train_epochs=epochs_flag,
+        num_train_images=sum(d.num_train_images for d in datasets),
+        source="latent caches" if from_caches else "folder layout",
+        estimate=state.estimate,
+        notes=tuple(state.notes),
+        datasets=tuple(datasets),
+    )
