@@ -182,3 +182,63 @@ def test_bad_preview_flags_exit_2_before_computing(argv, detail, capsys):
         cli.main(["preview", "--lr_scheduler", "cosine", "--max_train_steps", "10", *argv])
     assert caught.value.code == 2
     assert detail in capsys.readouterr().err
+
+
+# --- the run from a dataset ---------------------------------------------------------------
+
+
+def kohya_dataset(root: Path) -> Path:
+    """img/5_mychar: 3 square + 2 wide + 2 tall images, 5 repeats (odd bucket counts at batch size 2)."""
+    from test_dataset_count import SQUARE, TALL, WIDE, make_images
+
+    make_images(root / "img" / "5_mychar", [SQUARE, SQUARE, SQUARE, WIDE, WIDE, TALL, TALL])
+    return root / "img"
+
+
+# BucketManager at --resolution=64 (area 64*64), steps of 32: the square and the 96x64 images go to
+# 64x64 (5 images x 5 repeats = 25), the 64x96 ones to 32x96 (10); at batch size 2:
+# ceil(25 / 2) + ceil(10 / 2) = 13 + 5 = 18 batches per epoch
+DATASET = ["--enable_bucket", "--resolution=64", "--min_bucket_reso=32", "--max_bucket_reso=128", "--bucket_reso_steps=32",
+           "--caption_extension=.txt", "--train_batch_size=2"]  # fmt: skip
+
+
+def test_epochs_and_a_dataset_give_the_steps_sd_scripts_trains(tmp_path, capsys):
+    img = kohya_dataset(tmp_path)
+    out = json_of(["--train_data_dir", str(img), *DATASET, "--max_train_epochs=10", "--gradient_accumulation_steps=4",
+                   "--lr_scheduler=cosine_floor", "--lr_scheduler_min_value=0.5"], capsys)  # fmt: skip
+    # train_network.py: 10 * ceil(18 batches / 1 process / 4) = 50, not 10 * 18 = 180
+    assert out["steps"] == 50 and out["steps_per_epoch"] == 5 and out["epochs"] == 10
+    assert out["dataset"]["batches"] == 18 and out["dataset"]["source"] == "folder layout"
+    assert out["dataset"]["datasets"][0]["buckets"] == [[[32, 96], 10], [[64, 64], 25]]
+    assert out["schedules"][0]["settings"]["num_training_steps"] == 50
+
+
+def test_a_kohya_gui_config_with_its_dataset_on_two_processes(tmp_path, capsys):
+    img = kohya_dataset(tmp_path)
+    config = tmp_path / "gui.toml"  # the GUI's layout: flat keys, warmup as a float ratio, a list text_encoder_lr
+    config.write_text(
+        f'train_data_dir = "{img}"\nmax_train_epochs = 4\ntrain_batch_size = 2\nenable_bucket = true\nresolution = "64,64"\n'
+        'min_bucket_reso = 32\nmax_bucket_reso = 128\nbucket_reso_steps = 32\ncaption_extension = ".txt"\n'
+        'lr_scheduler = "cosine_with_restarts"\nlr_scheduler_num_cycles = 2\nlr_warmup_steps = 0.1\n'
+        'network_module = "networks.lora"\nunet_lr = 1e-4\ntext_encoder_lr = [5e-5]\nlearning_rate = 1e-4\n'
+    )
+    out = json_of(["--config_file", str(config), "--lr_scheduler_min_value=0.5", "--num_processes=2"], capsys)
+    # 4 * ceil(18 / 2 processes / 1) = 36 updates; the scheduler counts 72 steps (2 per update)
+    assert out["steps"] == 36 and out["steps_per_epoch"] == 9 and out["num_processes"] == 2
+    assert out["lrs"] == [5e-5, 1e-4]
+    assert out["schedules"][0]["settings"]["num_training_steps"] == 72
+    assert out["schedules"][0]["settings"]["num_warmup_steps"] == 7  # int(0.1 * 72), as sd-scripts truncates
+
+
+def test_the_pasted_command_counts_the_dataset(tmp_path):
+    img = kohya_dataset(tmp_path)
+    env = host_env(HF_HOME=str(tmp_path))
+    folder = Path(os.environ["SD_SCRIPTS_DIR"]) if os.environ.get("SD_SCRIPTS_DIR") else tmp_path / "elsewhere"
+    argv = ["preview", "--json", "--", "accelerate", "launch", "--num_processes=2", str(folder / "train_network.py"),
+            f"--train_data_dir={img}", *DATASET, "--max_train_epochs=3", "--network_module=networks.lora",
+            "--pretrained_model_name_or_path=unused", "--lr_scheduler=linear"]  # fmt: skip
+    process = subprocess.run([sys.executable, "-m", "sdsched_plugin.cli", *argv], capture_output=True, text=True, env=env, timeout=600)
+    assert process.returncode == 0, process.stderr[-3000:]
+    out = json.loads(process.stdout)
+    assert out["steps"] == 3 * 9 and out["num_processes"] == 2  # 3 * ceil(18 / 2)
+    assert out["dataset"]["source"] == ("sd-scripts" if os.environ.get("SD_SCRIPTS_DIR") else "folder layout")
