@@ -114,3 +114,21 @@ def wheel_venv(tmp_path_factory):
     (purelib / "_sdsched_test_deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     assert (purelib / "sdsched_plugin.pth").is_file(), "the wheel must ship the startup hook"
     return python
+
+
+def clip_tokenizer_cache(root: Path) -> Path:
+    """A tiny local CLIP tokenizer where sd-scripts' ``--tokenizer_cache_dir`` looks
+    (``<dir>/openai_clip-vit-large-patch14``): the hub is out of reach here, and a real
+    train_network.py loads its tokenizer before it builds the dataset group."""
+    from transformers.models.clip.tokenization_clip import bytes_to_unicode
+
+    folder = root / "openai_clip-vit-large-patch14"
+    folder.mkdir(parents=True, exist_ok=True)
+    chars = list(bytes_to_unicode().values())
+    tokens = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
+    (folder / "vocab.json").write_text(json.dumps({token: i for i, token in enumerate(tokens)}), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    special = {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>", "unk_token": "<|endoftext|>"}
+    (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "CLIPTokenizer", "model_max_length": 77, **special}))
+    (folder / "special_tokens_map.json").write_text(json.dumps(special))
+    return root

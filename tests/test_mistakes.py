@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import DRIVER, host_env
+from conftest import DRIVER, SD_SCRIPTS_DIR, clip_tokenizer_cache, host_env
 
 COSINE_FLOOR = ["--lr_scheduler", "cosine_floor", "--lr_scheduler_min_value", "0.5"]
 
@@ -111,8 +111,9 @@ def test_the_preview_warns_about_sd_scripts_own_restarts_that_never_decay(capsys
 
 def test_a_floor_name_without_a_floor_says_it_is_missing(sd_parse, capsys, tmp_path):
     err = exits_2(sd_parse, ["--max_train_steps", "10", "--lr_scheduler", "linear_floor"], capsys, tmp_path)
-    assert "--lr_scheduler_min_value: missing" in err and "linear_floor needs a floor" in err and "指定がありません" in err
-    assert "None" not in err
+    message = err.strip().splitlines()[-1]
+    assert "--lr_scheduler_min_value: missing" in message and "linear_floor needs a floor" in message and "指定がありません" in message
+    assert "None" not in message
 
 
 def test_in_a_real_training_process_a_bad_name_stops_before_the_model(tmp_path):
@@ -126,10 +127,27 @@ def test_in_a_real_training_process_a_bad_toml_value_stops_before_the_model(tmp_
     assert_stopped_before_the_model(process, 'lr_scheduler_args = ["min_value=0.5"]')
 
 
+@pytest.mark.skipif(SD_SCRIPTS_DIR is not None, reason="a real checkout is checked with its real train_network.py below")
 def test_epoch_based_warmup_as_long_as_the_run_stops_before_the_model(tmp_path):
     # 4 batches per epoch, 2 epochs: 8 steps; sd-scripts knows that once its dataset group exists
     process = train([*COSINE_FLOOR, "--max_train_epochs", "2", "--samples", "4", "--lr_warmup_steps", "100"], tmp_path)
     assert_stopped_before_the_model(process, "--lr_warmup_steps: got 100", "(8)", "ウォームアップ")
+
+
+@pytest.mark.skipif(SD_SCRIPTS_DIR is None, reason="needs SD_SCRIPTS_DIR (a real sd-scripts checkout)")
+def test_real_train_network_checks_an_epoch_run_before_loading_the_model(tmp_path):
+    from test_preview_run import DATASET, kohya_dataset
+
+    img = kohya_dataset(tmp_path)  # 18 batches per epoch, 2 epochs: 36 steps
+    tokenizer = clip_tokenizer_cache(tmp_path / "tokenizer")
+    command = [sys.executable, str(SD_SCRIPTS_DIR / "train_network.py"), "--pretrained_model_name_or_path=/nonexistent.safetensors",
+               f"--tokenizer_cache_dir={tokenizer}",
+               "--network_module=networks.lora", f"--train_data_dir={img}", *DATASET, "--max_train_epochs=2",
+               "--output_dir", str(tmp_path / "out"), *COSINE_FLOOR, "--lr_warmup_steps=40"]  # fmt: skip
+    process = subprocess.run(command, capture_output=True, text=True, env=host_env(HF_HUB_OFFLINE="1"), cwd=SD_SCRIPTS_DIR, timeout=600)
+    assert process.returncode == 2, process.stderr[-3000:]
+    assert "--lr_warmup_steps: got 40" in process.stderr and "(36)" in process.stderr
+    assert "Traceback" not in process.stderr and "nonexistent" not in process.stderr  # stopped before the model
 
 
 def test_epoch_based_run_that_fits_trains(tmp_path):

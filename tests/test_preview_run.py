@@ -208,7 +208,8 @@ def test_epochs_and_a_dataset_give_the_steps_sd_scripts_trains(tmp_path, capsys)
                    "--lr_scheduler=cosine_floor", "--lr_scheduler_min_value=0.5"], capsys)  # fmt: skip
     # train_network.py: 10 * ceil(18 batches / 1 process / 4) = 50, not 10 * 18 = 180
     assert out["steps"] == 50 and out["steps_per_epoch"] == 5 and out["epochs"] == 10
-    assert out["dataset"]["batches"] == 18 and out["dataset"]["source"] == "folder layout"
+    assert out["dataset"]["batches"] == 18
+    assert out["dataset"]["source"] == ("sd-scripts" if os.environ.get("SD_SCRIPTS_DIR") else "folder layout")
     assert out["dataset"]["datasets"][0]["buckets"] == [[[32, 96], 10], [[64, 64], 25]]
     assert out["schedules"][0]["settings"]["num_training_steps"] == 50
 
