@@ -630,3 +630,32 @@ def test_count_run_rejects_what_the_fallback_rejects(folders, tmp_path, case):
     assert error.value.flag == flag
     with pytest.raises(OptionError):
         dataset_count.count(_pure_namespace(argv))
+
+
+@pytest.mark.skipif(SD_SCRIPTS_DIR is None, reason="needs SD_SCRIPTS_DIR (a real sd-scripts checkout)")
+def test_count_run_leaves_no_trace(folders, capsys):
+    # the preview runs count_run before anything else: it must not print, consume the random
+    # state, keep a caching strategy, or change the caller's namespace
+    import copy
+    import logging
+    import random
+
+    argv = ["--pretrained_model_name_or_path", "unused", f"--train_data_dir={folders / 'train'}", "--resolution=512,512",
+            "--enable_bucket", "--seed=3", "--max_train_epochs=2"]  # fmt: skip
+    args = sd_args(argv)
+    before = copy.deepcopy(vars(args))
+    capsys.readouterr()
+    random.seed(123)
+    state = random.getstate()
+    handlers = logging.getLogger().handlers[:]
+    from sdsched_plugin import sd_scripts
+
+    run = sd_scripts.count_run(args, 1)
+    assert run.max_train_steps == 2 * run.batches
+    assert random.getstate() == state
+    assert logging.getLogger().handlers == handlers
+    assert vars(args) == before  # resolution is still the string "512,512"
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+    if (SD_SCRIPTS_DIR / "library" / "strategy_base.py").is_file():
+        assert sd_module("library.strategy_base").LatentsCachingStrategy.get_strategy() is None
