@@ -642,6 +642,7 @@ def _count_dataset(index: int, config: Any, general: Mapping, arg_layer: Mapping
         buckets = Buckets(no_upscale, resolution, reso_steps, predefined)
     else:
         buckets = Buckets(False, resolution, None, [resolution])
+    off_size = []  # without buckets, images that are not the resolution
     for image in images.values():
         size = image.size if image.size is not None else image_size(image.path)
         if size is None or size[0] <= 0 or size[1] <= 0:
@@ -657,6 +658,20 @@ def _count_dataset(index: int, config: Any, general: Mapping, arg_layer: Mapping
                 f"bucket_no_upscale では各辺が bucket_reso_steps({reso_steps})ピクセル以上の画像にしてください",
             )
         buckets.add(reso, image.repeats)
+        if not enable_bucket and tuple(size) != tuple(resolution):
+            off_size.append(image.path)
+    if off_size:
+        # BaseDataset.__getitem__ without buckets: a smaller image fails "image size is small", a
+        # larger one "image too large" unless random_crop / face_crop_aug_range; cached latents
+        # are resized instead
+        w, h = resolution
+        state.note(
+            f"{cfg_flag}: buckets off and {len(off_size)} images are not {w}x{h} (e.g. {off_size[0]}): without "
+            "--cache_latents sd-scripts stops at them during training; use --enable_bucket or resize them",
+            f"{cfg_flag}: bucket なしで {w}x{h} でない画像が {len(off_size)} 枚あります(例: {off_size[0]})。"
+            "--cache_latents なしでは学習中に sd-scripts が停止します。--enable_bucket を使うか画像をリサイズしてください",
+            estimate=False,
+        )
     batches = sum(math.ceil(n / batch_size) for n in buckets.counts.values())
     return DatasetCount(
         kind=kind,

@@ -6,6 +6,9 @@ plugin needs to be: ``add_optimizer_arguments`` (our flags join the scheduler fl
 values fail here) and ``get_scheduler_fix`` (a floored schedule, or sd-scripts' own). Nothing
 in sd-scripts imports them by name, and the startup hook patches the module as soon as its
 body has run, before any script builds its parser.
+
+``count_run`` counts a run's steps with sd-scripts' own dataset code, as train_network.py does
+before it loads a model (``dataset_count`` is the fallback for when sd-scripts is not importable).
 """
 
 from __future__ import annotations

@@ -91,23 +91,27 @@ def sd_module(name):
     return importlib.import_module(name)
 
 
-def sd_count(argv, num_processes=1):
-    """sd-scripts' own count: train_network.py's parser, read_config_from_file, count_run."""
+def sd_args(argv):
+    """The namespace train_network.py's own parser and read_config_from_file make of argv."""
     if str(SD_SCRIPTS_DIR) not in sys.path:
         sys.path.insert(0, str(SD_SCRIPTS_DIR))
     train_network = importlib.import_module("train_network")
     from library import train_util
 
-    from sdsched_plugin import sd_scripts
-
     parser = train_network.setup_parser()
     saved = sys.argv
     sys.argv = ["train_network.py", *argv]  # read_config_from_file parses sys.argv again
     try:
-        args = train_util.read_config_from_file(parser.parse_args(argv), parser)
+        return train_util.read_config_from_file(parser.parse_args(argv), parser)
     finally:
         sys.argv = saved
-    return sd_scripts.count_run(args, num_processes)
+
+
+def sd_count(argv, num_processes=1):
+    """sd-scripts' own count: train_network.py's parser, read_config_from_file, count_run."""
+    from sdsched_plugin import sd_scripts
+
+    return sd_scripts.count_run(sd_args(argv), num_processes)
 
 
 def sd_has(text):
@@ -123,7 +127,12 @@ def check(argv, num_processes=1, real=True, **expected):
     for key, value in expected.items():
         assert getattr(run, key) == value, (key, getattr(run, key), value)
     if SD_SCRIPTS_DIR is not None and real:
-        real = sd_count(["--pretrained_model_name_or_path", "unused", *argv], num_processes)
+        sd_namespace = sd_args(["--pretrained_model_name_or_path", "unused", *argv])
+        from sdsched_plugin import sd_scripts
+
+        real = sd_scripts.count_run(sd_namespace, num_processes)
+        # the fallback reads sd-scripts' own namespace as well as a plain one
+        assert dataset_count.count(sd_namespace, num_processes) == run
         for key in ("batches", "batches_per_epoch", "steps_per_epoch", "max_train_steps", "epochs", "num_train_images", "num_reg_images"):
             assert getattr(real, key) == getattr(run, key), (key, getattr(real, key), getattr(run, key))
         assert [(d.batch_size, d.buckets, d.batches) for d in real.datasets] == [
@@ -259,7 +268,10 @@ def test_without_buckets_one_bucket(folders):
     # enable_bucket off: all 39 + 39 reg image repeats in one (512,512) bucket: ceil(78/4) = 20
     argv = [f"--train_data_dir={folders / 'train'}", f"--reg_data_dir={folders / 'reg'}", "--resolution=512",
             "--train_batch_size=4", "--max_train_epochs=10"]  # fmt: skip
-    check(argv, batches=20, steps_per_epoch=20, max_train_steps=200)
+    run = check(argv, batches=20, steps_per_epoch=20, max_train_steps=200)
+    # 64px images at resolution 512 without buckets: sd-scripts' __getitem__ stops at them
+    # ("image size is small") unless the latents are cached; said before the model loads
+    assert any("image size" in note or "are not 512x512" in note for note in run.notes) and not run.estimate
 
 
 def test_processes_and_accumulation(folders):
@@ -618,3 +630,32 @@ def test_count_run_rejects_what_the_fallback_rejects(folders, tmp_path, case):
     assert error.value.flag == flag
     with pytest.raises(OptionError):
         dataset_count.count(_pure_namespace(argv))
+
+
+@pytest.mark.skipif(SD_SCRIPTS_DIR is None, reason="needs SD_SCRIPTS_DIR (a real sd-scripts checkout)")
+def test_count_run_leaves_no_trace(folders, capsys):
+    # the preview runs count_run before anything else: it must not print, consume the random
+    # state, keep a caching strategy, or change the caller's namespace
+    import copy
+    import logging
+    import random
+
+    argv = ["--pretrained_model_name_or_path", "unused", f"--train_data_dir={folders / 'train'}", "--resolution=512,512",
+            "--enable_bucket", "--seed=3", "--max_train_epochs=2"]  # fmt: skip
+    args = sd_args(argv)
+    before = copy.deepcopy(vars(args))
+    capsys.readouterr()
+    random.seed(123)
+    state = random.getstate()
+    handlers = logging.getLogger().handlers[:]
+    from sdsched_plugin import sd_scripts
+
+    run = sd_scripts.count_run(args, 1)
+    assert run.max_train_steps == 2 * run.batches
+    assert random.getstate() == state
+    assert logging.getLogger().handlers == handlers
+    assert vars(args) == before  # resolution is still the string "512,512"
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+    if (SD_SCRIPTS_DIR / "library" / "strategy_base.py").is_file():
+        assert sd_module("library.strategy_base").LatentsCachingStrategy.get_strategy() is None
