@@ -5,7 +5,7 @@ Cells read ``median (IQR q1–q3, min–max)``; ratios are ratios of medians.
 
 from __future__ import annotations
 
-TARGETS = {"startup_ratio": 1.03, "hook_ms": 5.0, "step_ratio": 1.2}
+TARGETS = {"startup_ratio": 1.03, "hook_ms": 5.0, "step_ratio": 1.2, "preview_s": 0.5}
 
 
 def verdict(ok: bool) -> str:
@@ -118,20 +118,39 @@ def steps(r: dict) -> list[str]:
 
 
 def preview(r: dict) -> list[str]:
-    base = r["runs"]["imports only"]
+    runs, target = r["runs"], TARGETS["preview_s"]
+    pass_rss = runs["python -c pass"]["peak_rss_mib"]["median"]
     lines = [
-        "### 4. `sdsched preview`",
+        "### 4. `sdsched preview` from flags",
         "",
-        f"`{r['command']}`, one process per run; `imports only` is `import torch; import diffusers.optimization`. "
-        "The last columns: RSS beyond that, and `main()` timed again in a process where torch is already imported:",
+        f"`{r['command']}`, one process per run, with SCHEDULE:",
         "",
-        "| run | wall s | CPU s | peak RSS MiB | RSS beyond the imports, MiB | in process, torch loaded, s |",
-        "|---|---|---|---|---|---|",
+        *(f"- {name}: `{argv}`" for name, argv in r["schedules"].items()),
+        "",
+        "The ratios are of wall medians, to `python -c pass` and to `import torch` in the same run; "
+        "the last column times `main()` again inside the benchmark process (modules already imported):",
+        "",
+        "| run | wall s | CPU s | peak RSS MiB | RSS beyond `pass` | wall / `pass` | wall / `import torch` | in process s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for name, p in r["runs"].items():
-        rss = p["peak_rss_mib"]["median"] - base["peak_rss_mib"]["median"]
+    for name, p in runs.items():
         inner = cell(p["in_process_s"], 3) if "in_process_s" in p else "–"
-        lines.append(f"| {name} | {cell(p['wall_s'])} | {cell(p['cpu_s'])} | {cell(p['peak_rss_mib'], 0)} | {rss:+.0f} | {inner} |")
+        rss = p["peak_rss_mib"]["median"] - pass_rss
+        lines.append(
+            f"| {name} | {cell(p['wall_s'], 3)} | {cell(p['cpu_s'], 3)} | {cell(p['peak_rss_mib'], 0)} | {rss:+.0f} "
+            f"| {p['vs_pass']:.1f} | {p['vs_torch']:.3f} | {inner} |"
+        )
+    at_100k = {name: p["wall_s"]["median"] for name, p in runs.items() if name.endswith(", 100000 steps")}
+    lines.append("")
+    for name, seconds in at_100k.items():
+        lines.append(f"- target ≤ {target} s wall at 100k steps, {name.rsplit(',', 1)[0]}: {seconds:.3f} s, {verdict(seconds <= target)}")
+    heavy = {name: i["heavy"] for name, i in r["imports"].items()}
+    clean = not any(heavy.values())
+    lines.append(
+        "- `-X importtime` of each preview child: "
+        + "; ".join(f"{name}: {i['modules']} modules, heavy: {', '.join(i['heavy']) or 'none'}" for name, i in r["imports"].items())
+        + f". No torch, diffusers, transformers or numpy: {verdict(clean)}"
+    )
     return lines
 
 

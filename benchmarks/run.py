@@ -8,7 +8,8 @@ Builds the wheel from this checkout (or from its git ``REF``, or from ``DIR``), 
    and building a floored scheduler against the stock one;
 3. ``bench_steps``: ``scheduler.step()`` + ``get_last_lr()`` of each floored schedule against
    the stock one, and a small real training step for scale;
-4. ``bench_preview``: ``sdsched preview`` at 10k, 100k and 1M steps, wall time and peak memory.
+4. ``bench_preview``: ``sdsched preview`` from flags at 10k, 100k and 1M steps, wall time and peak
+   memory, as ratios to ``python -c pass`` and to ``import torch``, and the heavy modules it imports.
 
 Items 2-4 run inside the benchmark venv, so they use the installed wheel (compiled byte code),
 not the checkout. Prints a Markdown report (``report.py``); nothing here asserts a time.
@@ -40,7 +41,7 @@ FULL = {
     "startup": {"rounds": 500},
     "patch": {"child_rounds": 20, "build_rounds": 30},
     "steps": {"total": 10_000, "rounds": 30},
-    "preview": {"rounds": 7},
+    "preview": {"rounds": 5},
 }
 QUICK = {
     "startup": {"rounds": 20},
