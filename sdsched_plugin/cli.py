@@ -153,6 +153,7 @@ def add_preview_flags(parser: argparse.ArgumentParser) -> None:
     add("--plot_size", type=_plot_size, default=(1200, 600), help="plot size in pixels WxH / グラフのサイズ")
     add("--json", action="store_true", help="print JSON / JSON で出力")
     add("--trace", action="store_true", help="with --json: every update's multiplier / 全ステップの倍率を出力")
+    add("--architecture", default=None, help="musubi-tuner: the architecture of its latent caches (hv, wan, fp, qi, qie, ...) / キャッシュのアーキテクチャ")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
@@ -236,20 +237,35 @@ def read_run(argv: list[str]):
             parser.error(str(error))
         if args.num_processes:
             script = command.TrainingCommand(script.script, script.script_args, args.num_processes, script.launcher, "--num_processes")
-        folder = command.find_sd_scripts(script.script)
+        folder = None if command.is_musubi(script.script) else command.find_sd_scripts(script.script)
         if folder is None:  # sdsched's own reading: a pasted command has flags we do not know
             _, fallback = build_parser()
             training_args = with_config(fallback, script.script_args, known_only=True)
-            if "network" not in script.script.name:  # a fine-tuning script: one param group
+            if "network" not in script.script.name or command.is_musubi(script.script):  # one param group
                 training_args.network_module = None
+            if command.is_musubi(script.script):
+                count = None
+                if training_args.dataset_config and args.steps_per_epoch is None:
+                    from . import dataset_count
+
+                    architecture = args.architecture or command.musubi_architecture(script.script)
+                    try:
+                        count = dataset_count.count_musubi(training_args, script.num_processes, architecture)
+                    except options.OptionError as error:
+                        parser.error(str(error))
+                    training_args.train_data_dir = training_args.dataset_config = None  # counted: not an sd-scripts dataset
+                return fallback, args, training_args, script.num_processes, f"{script.script.name} (musubi-tuner, read by sdsched)", count
             return fallback, args, training_args, script.num_processes, f"{script.script.name} (read by sdsched: sd-scripts not found)", None
     from . import sd_scripts  # sd-scripts' own parser and dataset code: imports what it imports
 
     with host_output(args.json):
-        training_args = sd_scripts.read_training_args(folder / script.script.name, script.script_args, script.num_processes)
+        training_args, module = sd_scripts.read_training_args(folder / script.script.name, script.script_args, script.num_processes)
         count = None
         if has_dataset(training_args) and args.steps_per_epoch is None:
-            count = sd_scripts.count_run(training_args, script.num_processes)
+            try:
+                count = sd_scripts.count_run(training_args, script.num_processes, trainer=sd_scripts.trainer_of(module))
+            except options.OptionError as error:
+                parser.error(str(error))
     return parser, args, training_args, script.num_processes, f"{script.script.name} (sd-scripts at {folder})", count
 
 

@@ -106,6 +106,24 @@ def read_command(argv: list[str]) -> TrainingCommand:
     )
 
 
+# musubi-tuner's *_train_network.py -> the architecture its latent caches are named after
+# (dataset/architectures.py); --architecture overrides it (Qwen-Image Edit "qie", FLUX.2 ...).
+MUSUBI_ARCHITECTURES = {
+    "hv": "hv", "hv_1_5": "hv15", "wan": "wan", "fpack": "fp", "flux_kontext": "fk", "qwen_image": "qi",
+    "kandinsky5": "k5", "zimage": "zi", "hidream_o1": "ho1", "ideogram4": "i4", "krea2": "kr2", "flux_2": "f2d",
+}  # fmt: skip
+
+
+def is_musubi(script: Path) -> bool:
+    """A musubi-tuner script: it lives in a ``musubi_tuner`` package (``src/musubi_tuner/``)."""
+    return "musubi_tuner" in script.parts or (script.parent / "dataset" / "architectures.py").is_file()
+
+
+def musubi_architecture(script: Path) -> str | None:
+    stem = script.stem.removesuffix("_train_network")
+    return MUSUBI_ARCHITECTURES.get(stem)
+
+
 def find_sd_scripts(script: Path | None = None) -> Path | None:
     """The sd-scripts folder that can be imported: the pasted script's folder, SD_SCRIPTS_DIR,
     or the current folder; a folder counts when it holds ``library/train_util.py``."""

@@ -68,8 +68,24 @@ def activate(module) -> None:
     install(module)
 
 
+def trainer_of(module):
+    """The script's trainer object (``NetworkTrainer``, ``SdxlNetworkTrainer``, ...), whose latents
+    caching strategy the dataset count sets as the script does; None for scripts without one."""
+    trainers = [
+        value for name, value in vars(module).items()
+        if isinstance(value, type) and name.endswith("Trainer") and value.__module__ == module.__name__
+    ]  # fmt: skip
+    for cls in trainers:
+        if hasattr(cls, "get_latents_caching_strategy"):
+            try:
+                return cls()
+            except Exception:  # a trainer that needs more to be built: count with the default strategy
+                return None
+    return None
+
+
 def read_training_args(script: Path, script_args: list[str], num_processes: int):
-    """The arguments of a training command as the script itself reads them: its own
+    """(arguments, script module) of a training command as the script itself reads them: its own
     ``setup_parser()``, ``parse_args`` and (patched) ``read_config_from_file``, which also runs
     every check training makes at that point. Loads no model: the script's body only defines
     things and its ``__main__`` block does not run. Bad flags exit 2 with the script's usage."""
@@ -95,7 +111,7 @@ def read_training_args(script: Path, script_args: list[str], num_processes: int)
     try:
         parser = module.setup_parser()
         args = parser.parse_args(script_args)
-        return sys.modules[MODULE_NAME].read_config_from_file(args, parser)
+        return sys.modules[MODULE_NAME].read_config_from_file(args, parser), module
     finally:
         hostpatch.forget_read_arguments()
         sys.argv = saved_argv
