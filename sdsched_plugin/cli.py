@@ -16,7 +16,7 @@ import json
 import sys
 import textwrap
 
-from . import arguments, cycles, options, registry, stats
+from . import __version__, arguments, cycles, options, registry, stats
 from .floor import warmup_steps_from
 
 STOCK_NAMES = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
@@ -83,6 +83,7 @@ def add_sd_scripts_flags(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     """The ``sdsched`` parser and its ``preview`` subparser."""
     parser = argparse.ArgumentParser(prog="sdsched", description="LR schedules with a floor for sd-scripts / 下限付き学習率スケジューラ")
+    parser.add_argument("--version", action="version", version=f"sdsched-plugin {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     preview = commands.add_parser("preview", help="show the schedule your sd-scripts flags give / スケジュールを表示")
     add_sd_scripts_flags(preview)
@@ -93,6 +94,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     preview.add_argument("--plot_size", default="1200x600", help="plot size in pixels WxH / グラフのサイズ")
     preview.add_argument("--json", action="store_true", help="print JSON / JSON で出力")
     commands.add_parser("list", help="list the floored schedule names / スケジューラ名の一覧")
+    commands.add_parser("doctor", help="will the plugin be active where you train? / プラグインが有効か診断")
     return parser, preview
 
 
@@ -292,6 +294,10 @@ def plot(result: dict, path: str, size: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser, args = parse(argv)
+    if args.command == "doctor":
+        from . import doctor
+
+        return doctor.main(args)
     if args.command == "list":
         print("\n".join(registry.names()))
         return 0
