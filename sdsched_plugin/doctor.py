@@ -382,7 +382,7 @@ def dist_version(name: str) -> str | None:
 # hooked the host module before this code imports it. Prints one MARKER line of JSON.
 PROBE = r"""
 import json, sys, traceback
-kind, root = sys.argv[1], sys.argv[2]
+kind, root, with_schedules = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 if root:
     sys.path.insert(0, root)
 report = {"boot": "_sdsched_plugin_boot" in sys.modules,
@@ -395,7 +395,9 @@ def mismatches(patches):
     return [f"{getattr(p.owner, '__name__', p.owner)}: {p.mismatch()}" for p in patches if p.mismatch()]
 
 try:
-    if kind == "sd-scripts":
+    if kind == "none":
+        pass
+    elif kind == "sd-scripts":
         import library.train_util as host
         report["file"] = host.__file__
         report["target"] = "library.train_util.get_scheduler_fix"
@@ -430,21 +432,24 @@ try:
         report["target"] = f"{host.__name__}.NetworkTrainer.get_lr_scheduler"
         report["patched"] = flag(getattr(trainer, "get_lr_scheduler", None))
         report["complete"] = bool(musubi.is_installed()) if new_layout else report["patched"]
-    elif kind == "schedules":
-        from sdsched_plugin import registry
-        names = registry.names()
-        for name in names:
-            try:
-                registry.get(name)
-            except Exception:
-                pass
-        broken = registry.broken() if hasattr(registry, "broken") else dict(registry._broken)
-        report["available"] = [name for name in registry.names() if name not in broken]
-        report["broken"] = {name: str(why) for name, why in broken.items()}
 except BaseException as error:  # SystemExit too: a host that exits at import is a finding
     report["error"] = f"{type(error).__name__}: {error}"
     report["missing"] = getattr(error, "name", None) if isinstance(error, ImportError) else None
     report["traceback"] = traceback.format_exc()[-3000:]
+if with_schedules:  # after the host: loading a schedule imports torch, which the host has loaded anyway
+    try:
+        from sdsched_plugin import registry
+        for name in registry.names():
+            try:
+                registry.get(name)
+            except Exception:
+                pass
+        # the seam: a public registry.broken() when the registry has one, its private record today
+        broken = registry.broken() if hasattr(registry, "broken") else dict(registry._broken)
+        report["schedules"] = {"available": [name for name in registry.names() if name not in broken],
+                               "broken": {name: str(why) for name, why in broken.items()}}
+    except Exception as error:
+        report["schedules"] = {"error": f"{type(error).__name__}: {error}"}
 sys.stdout.flush()
 print("\n" + MARKER + json.dumps(report), flush=True)
 """.replace("MARKER", repr(MARKER))
@@ -456,11 +461,12 @@ class Probe:
     stderr: str
 
 
-def start_probe(kind: str, root: Path | None, cwd: Path | None) -> subprocess.Popen:
+def start_probe(kind: str, root: Path | None, cwd: Path | None, with_schedules: bool) -> subprocess.Popen:
     env = dict(os.environ)
     env.setdefault("COLUMNS", "200")  # sd-scripts logs through rich, which wraps at the terminal width
+    flags = ["-S"] if sys.flags.no_site else []  # start as this Python was started
     return subprocess.Popen(
-        [sys.executable, "-c", PROBE, kind, str(root or "")],
+        [sys.executable, *flags, "-c", PROBE, kind, str(root or ""), "1" if with_schedules else "0"],
         cwd=str(cwd or Path.cwd()),
         env=env,
         stdout=subprocess.PIPE,
@@ -553,7 +559,7 @@ def why_not_patched(host: Host, report: dict, stderr: str) -> list[str]:
 
 
 def schedule_checks(probe: Probe) -> list[Check]:
-    report = probe.report
+    report = probe.report.get("schedules") or {"error": probe.report.get("error", "no answer")}
     if "error" in report:
         return [Check(NG, f"schedules: the registry fails to load: {report['error']} / スケジューラ一覧を読めません", ["reinstall sdsched-plugin / 入れ直してください"])]
     checks = [Check(OK, f"schedules: {', '.join(report['available'])} / 使えるスケジューラ")]
@@ -571,14 +577,17 @@ def schedule_checks(probe: Probe) -> list[Check]:
 # ---------------------------------------------------------------- the command
 
 
-def run() -> tuple[list[Check], bool]:
+def run() -> tuple[list[Check], list[bool]]:
+    """The checks, and for each trainer found whether the plugin will be active there."""
     checks = [plugin_check(), python_check(), startup_hook_check(), off_switch_check()]
     sd_host, sd_notes = find_sd_scripts()
     musubi_host, musubi_notes = find_musubi()
     hosts = [h for h in (sd_host, musubi_host) if h is not None]
-    # every probe imports torch; start them together and wait once
-    running = [(host, start_probe(host.kind, host.root, host.home or host.root)) for host in hosts]
-    schedules = start_probe("schedules", None, None)
+    # every probe imports torch: the first one also loads the schedules, and they run together
+    running = [(host, start_probe(host.kind, host.root, host.home or host.root, index == 0)) for index, host in enumerate(hosts)]
+    if not running:
+        running = [(None, start_probe("none", None, None, True))]
+    probes = [finish_probe(process) for _, process in running]
     active = []
     for kind, notes, host in (("sd-scripts", sd_notes, sd_host), ("musubi-tuner", musubi_notes, musubi_host)):
         checks += notes
@@ -592,13 +601,12 @@ def run() -> tuple[list[Check], bool]:
                 )
             )
             continue
-        process = next(p for h, p in running if h is host)
-        check, ok = host_checks(host, finish_probe(process))
+        check, ok = host_checks(host, probes[[h for h, _ in running].index(host)])
         checks.append(check)
         active.append(ok)
-    checks += schedule_checks(finish_probe(schedules))
+    checks += schedule_checks(probes[0])
     checks += versions_check()
-    return checks, bool(active) and all(active)
+    return checks, active
 
 
 def main(args=None) -> int:
@@ -607,14 +615,13 @@ def main(args=None) -> int:
         print(check.render())
     print()
     problems = sum(check.mark == NG for check in checks)
-    if active:
+    if active and all(active):
         summary = "the plugin will be active for the trainer found / 見つかった学習スクリプトでプラグインが有効になります"
         if problems:
             summary += f" ({problems} other problem(s) above / 他に {problems} 件の問題があります)"
         print(summary)
         return 0
-    found = any(check.text.startswith(("sd-scripts:", "musubi-tuner:")) and check.mark != INFO for check in checks)
-    if not found:
+    if not active:
         print(
             "no trainer found: the plugin has nothing to patch here / 学習スクリプトが見つからないため、ここでは何もパッチされません"
         )
