@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import textwrap
 
 from . import __version__, arguments, cycles, options, registry, stats
 from .floor import warmup_steps_from
@@ -265,30 +264,9 @@ def to_json(result: dict) -> str:
 
 
 def plot(result: dict, path: str, size: str) -> None:
-    import matplotlib
+    from .plot import plot as draw  # matplotlib only when a plot is asked for
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    width, height = (int(v) for v in size.lower().split("x"))
-    dpi = 100
-    figure, axes = plt.subplots(figsize=(width / dpi, height / dpi), dpi=dpi)
-    lr = result["lrs"][0]
-    for schedule in result["schedules"]:
-        axes.plot(range(result["steps"]), [lr * m for m in schedule["multipliers"]], label=schedule["label"], linewidth=1.6)
-    if result["steps_per_epoch"]:
-        for boundary in range(result["steps_per_epoch"], result["steps"], result["steps_per_epoch"]):
-            axes.axvline(boundary, color="grey", linewidth=0.6, linestyle=":")
-    title = f"{result['schedules'][0]['label']}: {describe(result['schedules'][0]['settings'])}"
-    axes.set_title(textwrap.fill(title, width=int(width / 8)), fontsize=10)
-    axes.set_xlabel("optimizer step" + (" (dotted lines: epochs)" if result["steps_per_epoch"] else ""))
-    axes.set_ylabel("learning rate")
-    axes.set_ylim(bottom=0)
-    axes.grid(alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=dpi)
-    plt.close(figure)
+    draw(result, path, size)
 
 
 def main(argv: list[str] | None = None) -> int:
