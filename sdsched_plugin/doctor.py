@@ -425,13 +425,20 @@ try:
                     raise
                 import hv_train_network as host  # the flat layout before v0.2.0
             report["layout"] = "old layout: everything in hv_train_network (before v0.3.0)"
-            legacy = getattr(musubi, "legacy_patches", None)  # the seam: support for the old layout
-            report["mismatch"] = mismatches(legacy(host)) if legacy else []
+            # the seam: the plugin's support of the old layout (sdsched_plugin.musubi.old_layout_patches)
+            old = getattr(musubi, "old_layout_patches", None)
+            report["old_layout_supported"] = old is not None
+            report["mismatch"] = mismatches(old(host)) if old else []
         report["file"] = host.__file__
         trainer = getattr(host, "NetworkTrainer", None)
-        report["target"] = f"{host.__name__}.NetworkTrainer.get_lr_scheduler"
-        report["patched"] = flag(getattr(trainer, "get_lr_scheduler", None))
-        report["complete"] = bool(musubi.is_installed()) if new_layout else report["patched"]
+        method = "get_lr_scheduler" if hasattr(trainer, "get_lr_scheduler") else "get_scheduler"  # <= v0.1.6
+        report["target"] = f"{host.__name__}.NetworkTrainer.{method}"
+        report["patched"] = flag(getattr(trainer, method, None))
+        if new_layout:
+            report["complete"] = bool(musubi.is_installed())
+        else:
+            complete = getattr(musubi, "is_old_layout_installed", None)
+            report["complete"] = bool(complete(host)) if complete else report["patched"]
 except BaseException as error:  # SystemExit too: a host that exits at import is a finding
     report["error"] = f"{type(error).__name__}: {error}"
     report["missing"] = getattr(error, "name", None) if isinstance(error, ImportError) else None
@@ -517,11 +524,13 @@ def import_failed(host: Host, head: str, report: dict) -> Check:
     error, missing = report["error"], report.get("missing")
     host_modules = {"library", "library.train_util", "musubi_tuner", "musubi_tuner.training", "hv_train_network"}
     if missing and missing.split(".")[0] not in ("library", "musubi_tuner", "hv_train_network", "sdsched_plugin"):
+        home = host.home or host.root
+        install = "pip install -e ." if home and (home / "pyproject.toml").is_file() else "pip install -r requirements.txt"
         fix = [
-            f"this Python lacks {possessive(host.kind)} own dependencies ({missing}): run doctor with the venv that trains"
-            " (sd-scripts: venv/bin/sdsched doctor, Windows venv\\Scripts\\sdsched doctor; kohya_ss: venv/ or .venv/)"
+            f"this Python lacks {possessive(host.kind)} own dependencies ({missing}): run doctor with the venv that trains,"
+            " <venv>/bin/sdsched doctor (Windows: <venv>\\Scripts\\sdsched doctor)"
             f" / {host.kind} の依存パッケージ({missing})がありません。学習に使う venv の sdsched で実行してください",
-            f"or install them into this venv: pip install -r requirements.txt in {host.home or host.root} / またはこの venv に依存をインストールしてください",
+            f"or install them into this venv: cd {home} && {install} / またはこの venv に依存パッケージを入れてください",
         ]
     elif missing and missing in host_modules:
         fix = [f"{host.kind} is incomplete or is not what it looks like: {missing} is missing / {missing} が見つかりません"]
@@ -549,7 +558,7 @@ def why_not_patched(host: Host, report: dict, stderr: str) -> list[str]:
         return [f"the off switch {OFF_SWITCH} is set: unset it / 無効化スイッチを消してください"]
     if not report.get("boot"):
         return ["the startup hook did not run in this Python: see the startup hook line above / 起動フックが実行されていません(上の行を参照)"]
-    if "old layout" in str(report.get("layout")):
+    if "old layout" in str(report.get("layout")) and not report.get("old_layout_supported"):
         return [
             "this sdsched-plugin does not patch musubi-tuner before v0.3.0: update musubi-tuner (git pull) or sdsched-plugin"
             " / この版は v0.3.0 より前の musubi-tuner に対応していません。更新してください"

@@ -184,3 +184,41 @@ def test_no_git_folder_says_so(tmp_path):
     assert doctor.git_version(tmp_path) is None
     host = doctor.Host("sd-scripts", tmp_path, "the current folder", tmp_path)
     assert doctor.version_of(host) == "version unknown: no .git folder"
+
+
+OLD_MUSUBI = '''
+import argparse
+
+
+def setup_parser_common():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lr_scheduler", default="constant")
+    return parser
+
+
+def read_config_from_file(args, parser):
+    return args
+
+
+class NetworkTrainer:
+    def get_lr_scheduler(self, args, optimizer, num_processes):
+        return None
+'''
+
+
+def test_musubi_tuner_before_v0_3_is_reported_by_its_layout(wheel_venv, tmp_path):
+    """The old layout (everything in musubi_tuner/hv_train_network.py): patched where the plugin
+    supports it (sdsched_plugin.musubi.old_layout_patches), otherwise a line saying so, never OK."""
+    from sdsched_plugin import musubi
+
+    (tmp_path / "musubi_tuner").mkdir()
+    (tmp_path / "musubi_tuner" / "__init__.py").write_text("")
+    (tmp_path / "musubi_tuner" / "hv_train_network.py").write_text(OLD_MUSUBI)
+    out = sdsched(wheel_venv, ["doctor"], cwd=tmp_path)
+    if hasattr(musubi, "old_layout_patches"):
+        assert out.returncode == 0, out.stdout + out.stderr
+        found = line(out, "[OK] musubi-tuner:")
+        assert "musubi_tuner.hv_train_network.NetworkTrainer.get_lr_scheduler is the plugin's" in found
+    else:
+        assert out.returncode == 1
+        assert "does not patch musubi-tuner before v0.3.0" in line(out, "[NG] musubi-tuner:")
