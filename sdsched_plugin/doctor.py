@@ -249,11 +249,11 @@ def find_musubi() -> tuple[Host | None, list[Check]]:
 
 def musubi_root(folder: Path) -> Path | None:
     """The folder that holds the ``musubi_tuner`` package (``src/`` since v0.2.0), or the folder of
-    the flat layout before it (``hv_train_network.py`` and ``dataset/`` at the top)."""
+    the flat layout before it (``hv_train_network.py`` at the top)."""
     for root in (folder / "src", folder):
         if (root / "musubi_tuner" / "__init__.py").is_file() or (root / "musubi_tuner" / "hv_train_network.py").is_file():
             return root
-    if (folder / "hv_train_network.py").is_file() and (folder / "dataset").is_dir():
+    if (folder / "hv_train_network.py").is_file():
         return folder
     return None
 
