@@ -5,11 +5,7 @@ check in process."""
 import os
 import re
 import subprocess
-import sys
 import zlib
-from pathlib import Path
-
-import pytest
 
 from conftest import HOST_DIR, MUSUBI_DIR, REPO
 from sdsched_plugin import doctor
