@@ -21,10 +21,9 @@ import argparse
 import contextlib
 import json
 import sys
-import textwrap
 from pathlib import Path
 
-from . import arguments, command, cycles, options, preview, registry
+from . import __version__, arguments, command, cycles, options, preview, registry
 
 PLOT_HINT = "--plot needs matplotlib: pip install 'sdsched-plugin[plot]' / --plot には matplotlib が必要です"
 PLOT_FORMATS = (".png", ".svg", ".pdf")
@@ -159,6 +158,7 @@ def add_preview_flags(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     """The ``sdsched`` parser and its ``preview`` subparser."""
     parser = argparse.ArgumentParser(prog="sdsched", description="LR schedules with a floor for sd-scripts / 下限付き学習率スケジューラ")
+    parser.add_argument("--version", action="version", version=f"sdsched-plugin {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     preview_parser = commands.add_parser(
         "preview",
@@ -169,6 +169,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     add_preview_flags(preview_parser)
     add_sd_scripts_flags(preview_parser)
     commands.add_parser("list", help="list the floored schedule names / スケジューラ名の一覧")
+    commands.add_parser("doctor", help="will the plugin be active where you train? / プラグインが有効か診断")
     return parser, preview_parser
 
 
@@ -397,32 +398,10 @@ def to_json(result: dict, trace: bool = False) -> str:
     return json.dumps(out, indent=2)
 
 
-def plot(result: dict, path: str, size: tuple[int, int]) -> None:
-    import matplotlib
+def plot(result: dict, path: str, size) -> None:
+    from .plot import plot as draw  # matplotlib only when a plot is asked for
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    width, height = size
-    dpi = 100
-    figure, axes = plt.subplots(figsize=(width / dpi, height / dpi), dpi=dpi)
-    lr = result["lrs"][0]
-    for schedule in result["schedules"]:
-        if schedule["multipliers"] is not None:
-            axes.plot(range(result["steps"]), [lr * m for m in schedule["multipliers"]], label=schedule["label"], linewidth=1.6)
-    if result["steps_per_epoch"]:
-        for boundary in range(result["steps_per_epoch"], result["steps"], result["steps_per_epoch"]):
-            axes.axvline(boundary, color="grey", linewidth=0.6, linestyle=":")
-    title = f"{result['schedules'][0]['label']}: {describe(result['schedules'][0]['settings'])}"
-    axes.set_title(textwrap.fill(title, width=int(width / 8)), fontsize=10)
-    axes.set_xlabel("optimizer step" + (" (dotted lines: epochs)" if result["steps_per_epoch"] else ""))
-    axes.set_ylabel("learning rate")
-    axes.set_ylim(bottom=0)
-    axes.grid(alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=dpi)
-    plt.close(figure)
+    draw(result, path, "x".join(map(str, size)) if isinstance(size, tuple) else size)
 
 
 def list_schedules() -> int:
@@ -438,7 +417,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     own = argv[: argv.index("--")] if "--" in argv else argv
     if argv[:1] != ["preview"] or {"-h", "--help"} & set(own):
-        _, args = parse(own)  # sdsched list, or --help (which exits)
+        _, args = parse(own)  # sdsched list, doctor, --version or --help (which exits)
+        if args.command == "doctor":
+            from . import doctor
+
+            return doctor.main(args)
         return list_schedules()
     flags = preview_only_parser().parse_known_args(own[1:])[0]
     if flags.plot:
