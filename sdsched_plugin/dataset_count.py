@@ -487,15 +487,18 @@ def count(args: Any, num_processes: int = 1) -> RunCount:
             "a dataset with at least one image (train_data_dir is the parent of folders such as 10_name)",
             "画像が見つかりません(train_data_dir には 10_name のような画像フォルダの親フォルダを指定してください)",
         )
-    batches_per_epoch, steps_per_epoch, max_train_steps, epochs = run_steps(
-        batches, processes, accumulation, epochs_flag, steps_flag
-    )
     if any(d.enable_bucket for d in datasets) and not state.estimate:
         state.note(
             "buckets replayed from sd-scripts' BucketManager with the image sizes in the file headers",
             "画像ファイルのヘッダーのサイズで sd-scripts の BucketManager と同じ bucket 分けをしました",
             estimate=False,
         )
+    return _run_count(datasets, batches, processes, accumulation, epochs_flag, steps_flag, state, "folder layout")
+
+
+def _run_count(datasets, batches, processes, accumulation, epochs_flag, steps_flag, state, source: str) -> RunCount:
+    """The RunCount of counted datasets, with train_network.py's arithmetic."""
+    batches_per_epoch, steps_per_epoch, max_train_steps, epochs = run_steps(batches, processes, accumulation, epochs_flag, steps_flag)
     return RunCount(
         batches=batches,
         batches_per_epoch=batches_per_epoch,
@@ -507,7 +510,7 @@ def count(args: Any, num_processes: int = 1) -> RunCount:
         max_train_epochs=epochs_flag,
         num_train_images=sum(d.num_train_images for d in datasets),
         num_reg_images=sum(d.num_reg_images for d in datasets),
-        source="folder layout",
+        source=source,
         estimate=state.estimate,
         notes=tuple(state.notes),
         datasets=tuple(datasets),
@@ -995,19 +998,4 @@ def count_musubi(args: Any, num_processes: int = 1, architecture: str | None = N
     batches = sum(d.batches for d in datasets)
     if batches == 0:
         raise OptionError("--dataset_config", str(config_path), "a dataset with at least one cached item", "キャッシュ済みのデータが見つかりません")
-    batches_per_epoch, steps_per_epoch, max_train_steps, epochs = run_steps(batches, processes, accumulation, epochs_flag, steps_flag)
-    return RunCount(
-        batches=batches,
-        batches_per_epoch=batches_per_epoch,
-        steps_per_epoch=steps_per_epoch,
-        max_train_steps=max_train_steps,
-        epochs=epochs,
-        num_processes=processes,
-        gradient_accumulation_steps=accumulation,
-        max_train_epochs=epochs_flag,
-        num_train_images=sum(d.num_train_images for d in datasets),
-        source="latent caches" if from_caches else "folder layout",
-        estimate=state.estimate,
-        notes=tuple(state.notes),
-        datasets=tuple(datasets),
-    )
+    return _run_count(datasets, batches, processes, accumulation, epochs_flag, steps_flag, state, "latent caches" if from_caches else "folder layout")
