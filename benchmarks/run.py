@@ -72,8 +72,12 @@ def describe_source(ref: str | None) -> str:
 
 
 def in_venv(venv: wheel_venv.Venv, script: str, kwargs: dict) -> dict:
-    """Run ``benchmarks/<script>`` with the benchmark venv's Python; its JSON result."""
-    out = subprocess.run([str(venv.python), str(HERE / script), json.dumps(kwargs)], stdout=subprocess.PIPE, text=True, check=True)
+    """Run ``benchmarks/<script>`` with the benchmark venv's Python; its JSON result. It runs in the
+    venv's ``bin``, not here: a ``python -c`` child puts its working directory first on ``sys.path``,
+    and here that would import the checkout's ``sdsched_plugin`` instead of the wheel's."""
+    out = subprocess.run(
+        [str(venv.python), str(HERE / script), json.dumps(kwargs)], stdout=subprocess.PIPE, text=True, check=True, cwd=venv.python.parent
+    )
     return json.loads(out.stdout)
 
 
@@ -112,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         source = export(args.ref, work) if args.ref else Path(args.source or REPO)
         venv = wheel_venv.prepare(source, work)
         venv.packages.only("wheel", "deps")
-        versions = subprocess.run([str(venv.python), "-c", VERSIONS], capture_output=True, text=True, check=True)
+        versions = subprocess.run([str(venv.python), "-c", VERSIONS], capture_output=True, text=True, check=True, cwd=venv.python.parent)
         results["meta"].update(json.loads(versions.stdout), cpu=cpu_model(), wheel=venv.wheel.name, load={})
         for item in items:
             results["meta"]["load"][item] = [load_average()]
