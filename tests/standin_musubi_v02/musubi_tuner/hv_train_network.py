@@ -133,6 +133,7 @@ def setup_parser_common() -> argparse.ArgumentParser:
     parser.add_argument("--lr_scheduler_args", type=str, default=None, nargs="*", help="scheduler args")
     parser.add_argument("--dit", type=str, default=None, help="DiT checkpoint path / DiTのチェックポイントのパス")
     parser.add_argument("--output_dir", type=str, default=None, help="output directory / 出力先")
+    parser.add_argument("--output_name", type=str, default=None, help="output name / 出力ファイル名")
     parser.add_argument("--save_state", action="store_true", help="save state / 状態を保存")
     parser.add_argument("--resume", type=str, default=None, help="resume from state / 再開")
     return parser
