@@ -132,12 +132,16 @@ def watch_main(argparse_module) -> bool:
     return hostpatch.install([patch], "argparse")
 
 
+_main_seen = []  # one look at __main__ only, also if the watch cannot be taken off (wrapped since by someone else)
+
+
 def _patch_main_then_parse(original, parser, *args, **kwargs):
     """Around ``ArgumentParser.parse_known_args`` (``parse_args`` calls it). Parsers without
     ``--lr_scheduler`` (any library's) pass untouched; the first one with it is the training
     script's, and by then ``__main__`` has all its functions: patch them, add our flags to
     this parser (built by the unpatched function), and stop watching."""
-    if "--lr_scheduler" in getattr(parser, "_option_string_actions", {}):
+    if not _main_seen and "--lr_scheduler" in getattr(parser, "_option_string_actions", {}):
+        _main_seen.append(True)
         hostpatch.uninstall_patch(sys.modules["argparse"].ArgumentParser, "parse_known_args")
         main = sys.modules.get("__main__")
         if main is not None and activate_hv_train_network(main) and defines_its_own_functions(main):

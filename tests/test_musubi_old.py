@@ -9,6 +9,7 @@ import json
 import math
 import os
 import sys
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,6 +203,33 @@ def test_bad_input_stops_at_parse_time(parse, tmp_path, capsys, argv, toml, deta
     assert caught.value.code == 2
     err = capsys.readouterr().err
     assert detail in err and " / " in err
+
+
+def fake_hv_train_network(code):
+    module = types.ModuleType("hv_train_network")
+    exec(code, module.__dict__)
+    return module
+
+
+@pytest.mark.parametrize(
+    "code, why",
+    [
+        # a future version with another signature
+        ("def setup_parser_common(): pass\ndef read_config_from_file(args, parser, strict): pass\n"
+         "class NetworkTrainer:\n    def get_lr_scheduler(self, args, optimizer, num_processes): pass\n",
+         "read_config_from_file('args', 'parser', 'strict') does not take ('args', 'parser')"),
+        # the functions moved where no hook looks
+        ("from argparse import ArgumentParser as read_config_from_file\n", "has none of the functions the plugin patches"),
+    ],
+)  # fmt: skip
+def test_a_layout_the_plugin_does_not_know_gets_one_line_naming_the_supported_versions(code, why, caplog, monkeypatch):
+    for name in (musubi.PARSER_MODULE, musubi.TRAINER_MODULE, *musubi.OLD_MODULES):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    module = fake_hv_train_network(code)
+    assert not musubi.activate_hv_train_network(module)
+    [record] = [record for record in caplog.records if record.name == "sdsched_plugin"]
+    assert why in record.message and "not patched, the floored schedules are off" in record.message
+    assert f"supported: {musubi.SUPPORTED}" in record.message and "対応版" in record.message
 
 
 # --- real processes of a venv with the built wheel: the .pth hook does it all ---------------------
