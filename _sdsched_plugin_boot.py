@@ -25,7 +25,15 @@ HOOKS = {
     "library.config_util": ("sdsched_plugin.sd_scripts", "activate_config_util"),
     "musubi_tuner.training.parser_common": ("sdsched_plugin.musubi", "activate_parser_common"),
     "musubi_tuner.training.trainer_base": ("sdsched_plugin.musubi", "activate_trainer_base"),
+    # before musubi-tuner v0.3.0 this one module holds all three (v0.1.x: at the checkout's top)
+    "musubi_tuner.hv_train_network": ("sdsched_plugin.musubi", "activate_hv_train_network"),
+    "hv_train_network": ("sdsched_plugin.musubi", "activate_hv_train_network"),
 }
+
+# A script run as a file is __main__, imported under none of the names above. Before v0.3.0,
+# musubi-tuner's hv_train_network.py holds the functions we patch itself, so when it is the
+# script, the hook is on argparse instead: the script parses once its functions all exist.
+MAIN_SCRIPTS = {"hv_train_network": ("argparse", ("sdsched_plugin.musubi", "watch_main"))}
 
 OFF_SWITCH = "SDSCHED_PLUGIN_DISABLE"
 
@@ -95,7 +103,21 @@ def remove_finder():
     sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "is_sdsched_finder", False)]
 
 
+def main_script():
+    """Module name of the script this Python runs: ``hv_train_network`` for ``python
+    .../hv_train_network.py`` and for ``python -m musubi_tuner.hv_train_network``. sys.argv is
+    set before site reads the .pth files; with -m it holds only "-m" until runpy runs."""
+    argv = getattr(sys, "argv", None) or [""]
+    if argv[0] == "-m":
+        orig_argv = getattr(sys, "orig_argv", [])
+        return orig_argv[orig_argv.index("-m") + 1].rpartition(".")[2] if "-m" in orig_argv[:-1] else ""
+    return os.path.splitext(os.path.basename(argv[0]))[0]
+
+
 def activate():
+    main_hook = MAIN_SCRIPTS.get(main_script())
+    if main_hook is not None:
+        HOOKS.setdefault(*main_hook)
     add_finder()
     for fullname in HOOKS:
         module = sys.modules.get(fullname)

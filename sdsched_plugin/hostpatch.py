@@ -29,6 +29,14 @@ def add_flags_after(original, parser, *rest, **kwargs):
     return result
 
 
+def add_flags_to_result(original, *args, **kwargs):
+    """Around a host function that builds and returns the whole parser, scheduler flags inline
+    (musubi-tuner before v0.3.0): ours join the parser it returns."""
+    parser = original(*args, **kwargs)
+    arguments.add_flags(parser)
+    return parser
+
+
 # The arguments read_config_from_file returned last, and its parser: the dataset hook checks
 # an epoch-based run against them once the dataset is counted, before the model loads.
 _last_read: list = []
@@ -78,6 +86,16 @@ def build_or_delegate(original, args, optimizer, num_processes):
     return scheduler
 
 
+def warn_not_patched(name: str, why: str, supported: str = "") -> None:
+    """The one line for a host module the plugin cannot patch: a floor is never ignored silently."""
+    en = f"; supported: {supported}" if supported else ""
+    ja = f"(対応版: {supported})" if supported else ""
+    logger.warning(
+        f"sdsched-plugin: {name} {why}; not patched, the floored schedules are off{en}"
+        f" / {name} にパッチを当てられないため、下限付きスケジューラは使えません{ja}"
+    )
+
+
 @dataclass(frozen=True)
 class Patch:
     owner: object  # the module or class that holds the function
@@ -125,13 +143,13 @@ class Patch:
 _undo: list[tuple[object, str, object, object]] = []
 
 
-def install(patches: list[Patch], host: str) -> bool:
+def install(patches: list[Patch], host: str, supported: str = "") -> bool:
     """Apply every patch, or none: returns False, with one warning, when a target is not what
-    the host's own code looks like."""
+    the host's own code looks like (``supported``: the host versions the warning names)."""
     for patch in patches:
         why = patch.mismatch()
         if why is not None:
-            logger.warning(f"sdsched-plugin: {getattr(patch.owner, '__name__', patch.owner)} is not {host} ({why}); not patched")
+            warn_not_patched(getattr(patch.owner, "__name__", patch.owner), f"is not {host} ({why})", supported)
             return False
     for patch in patches:
         if patch.is_applied():
@@ -149,6 +167,17 @@ def uninstall() -> None:
         owner, name, original, wrapped = _undo.pop()
         if getattr(owner, name, None) is wrapped:
             setattr(owner, name, original)
+
+
+def uninstall_patch(owner, name: str) -> None:
+    """Restore one patched attribute now (a patch that has done its one job)."""
+    for index in range(len(_undo) - 1, -1, -1):
+        entry_owner, entry_name, original, wrapped = _undo[index]
+        if entry_owner is owner and entry_name == name:
+            del _undo[index]
+            if getattr(owner, name, None) is wrapped:
+                setattr(owner, name, original)
+            return
 
 
 def is_installed(patches: list[Patch]) -> bool:

@@ -2,13 +2,18 @@
 without it they run against the stand-in in ``tests/standin``."""
 
 import argparse
+import atexit
 import importlib
+import itertools
 import json
 import os
+import signal
 import site
 import subprocess
 import sys
 import tempfile
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -20,14 +25,29 @@ DRIVER = TESTS / "driver" / "train_tiny.py"
 SD_SCRIPTS_DIR = Path(os.environ["SD_SCRIPTS_DIR"]).resolve() if os.environ.get("SD_SCRIPTS_DIR") else None
 HOST_DIR = SD_SCRIPTS_DIR or STANDIN
 MUSUBI_TUNER_DIR = Path(os.environ["MUSUBI_TUNER_DIR"]).resolve() if os.environ.get("MUSUBI_TUNER_DIR") else None
-# musubi-tuner keeps its package under src/
+# musubi-tuner keeps its package under src/ (from v0.2.0; v0.1.x has its modules at the top)
 MUSUBI_DIR = (MUSUBI_TUNER_DIR / "src" if (MUSUBI_TUNER_DIR / "src").is_dir() else MUSUBI_TUNER_DIR) if MUSUBI_TUNER_DIR else TESTS / "standin_musubi"
+
+
+def musubi_layout(root: Path) -> str:
+    """Which musubi-tuner layout is at ``root`` (the folder that goes on sys.path)."""
+    if (root / "musubi_tuner" / "training" / "parser_common.py").is_file():
+        return "training package (v0.3.0 on)"
+    if (root / "musubi_tuner" / "hv_train_network.py").is_file():
+        return "package hv_train_network (v0.2.x)"
+    if (root / "hv_train_network.py").is_file():
+        return "top-level hv_train_network (v0.1.x)"
+    return "unknown"
+
+
+MUSUBI_LAYOUT = musubi_layout(MUSUBI_DIR)
+MUSUBI_IS_NEW = MUSUBI_LAYOUT.startswith("training")
 
 
 def pytest_report_header(config):
     return [
         f"sd-scripts: {SD_SCRIPTS_DIR or 'stand-in (set SD_SCRIPTS_DIR for a real checkout)'}",
-        f"musubi-tuner: {MUSUBI_TUNER_DIR or 'stand-in (set MUSUBI_TUNER_DIR for a real checkout)'}",
+        f"musubi-tuner: {MUSUBI_TUNER_DIR or 'stand-in (set MUSUBI_TUNER_DIR for a real checkout)'}, {MUSUBI_LAYOUT}",
     ]
 
 
@@ -87,12 +107,100 @@ def host_env(**extra):
 
 
 def run_driver(argv, python=sys.executable, launcher=None, env=None, cwd=None, timeout=600):
-    """Run the tiny training script in a real subprocess; returns (process, traces by rank)."""
+    """Run the tiny training script in a real subprocess; returns (process, traces by rank).
+    On a timeout every process of the run is ended (see ``Run``) and TimeoutExpired raised."""
     with tempfile.TemporaryDirectory() as trace_dir:
         command = [*(launcher or [python]), str(DRIVER), "--trace_dir", trace_dir, *argv]
-        process = subprocess.run(command, capture_output=True, text=True, env=env or host_env(), cwd=cwd, timeout=timeout)
+        process = Run(command, env=env or host_env(), cwd=cwd).finish(timeout)
         records = [json.loads(path.read_text()) for path in Path(trace_dir).glob("rank*.json")]
     return process, {record["rank"]: record for record in records}
+
+
+# --- no process started by the suite outlives it ---------------------------------------------
+# Every process the suite starts has PROCESS_MARK in its environment, and so has every process
+# those start: also the workers of `accelerate launch --multi_gpu`, which torchrun starts each
+# in a session of its own, so that killing the launch (or its process group) on a timeout left
+# them running. The mark finds them wherever they are, and only them.
+PROCESS_MARK = "SDSCHED_TESTS_RUN"
+SESSION_MARK = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+os.environ[PROCESS_MARK] = SESSION_MARK  # a plain subprocess.run of any test inherits it too
+_run_numbers = itertools.count()
+
+
+def marked_processes(mark: str = SESSION_MARK) -> list[int]:
+    """The live processes whose environment holds ``PROCESS_MARK=mark`` (or a run's ``mark.N``).
+    An exited process (a zombie too) shows an empty environment and is not listed."""
+    wanted = f"{PROCESS_MARK}={mark}".encode()
+    found = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as handle:
+                variables = handle.read().split(b"\0")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if any(variable == wanted or variable.startswith(wanted + b".") for variable in variables):
+            found.append(int(entry))
+    return found
+
+
+def end_processes(mark: str = SESSION_MARK) -> list[int]:
+    """SIGKILL every process with the mark, again until none is left (one may have started
+    another meanwhile); returns the PIDs ended."""
+    ended = []
+    for _ in range(200):
+        pids = marked_processes(mark)
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        ended.extend(pid for pid in pids if pid not in ended)
+        time.sleep(0.05)
+    return ended
+
+
+class Run:
+    """A command started in a session of its own, with a mark of its own (``SESSION_MARK.N``)."""
+
+    def __init__(self, command, env=None, cwd=None):
+        self.mark = f"{SESSION_MARK}.{next(_run_numbers)}"
+        environment = dict(os.environ if env is None else env)
+        environment[PROCESS_MARK] = self.mark
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment, cwd=cwd, start_new_session=True
+        )
+
+    def finish(self, timeout) -> subprocess.CompletedProcess:
+        """Wait for the command; on a timeout end every process of the run, then raise
+        TimeoutExpired. Whatever the command left running when it ended is ended too."""
+        try:
+            out, err = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.end()
+            out, err = self.process.communicate()  # every writer of the pipes is gone now
+            raise subprocess.TimeoutExpired(self.process.args, timeout, out, err) from None
+        finally:
+            self.end()
+        return subprocess.CompletedProcess(self.process.args, self.process.returncode, out, err)
+
+    def end(self) -> None:
+        if self.process.poll() is None:  # the group id is ours only while its leader is not reaped
+            os.killpg(self.process.pid, signal.SIGKILL)
+        end_processes(self.mark)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_outlives_the_suite():
+    """Ends whatever a test left running (a Run never finished, a child of a plain subprocess)."""
+    yield
+    end_processes(SESSION_MARK)
+
+
+atexit.register(end_processes, SESSION_MARK)  # an interrupted session too
 
 
 @pytest.fixture(scope="session")

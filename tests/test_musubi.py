@@ -9,12 +9,14 @@ import sys
 import pytest
 import torch
 
-from conftest import MUSUBI_DIR, host_env, lr_trace, run_driver, two_group_optimizer
+from conftest import MUSUBI_DIR, MUSUBI_IS_NEW, MUSUBI_LAYOUT, host_env, lr_trace, run_driver, two_group_optimizer
 from sdsched_plugin import hostpatch, musubi
 from sdsched_plugin.cycles import PLAIN as PLAIN_RESTARTS
 from sdsched_plugin.schedulers import CosineWithRestartsFloor
 
 LR = 1e-3
+# the layout before v0.3.0 has its own tests (test_musubi_old.py)
+pytestmark = pytest.mark.skipif(not MUSUBI_IS_NEW, reason=f"MUSUBI_TUNER_DIR holds the {MUSUBI_LAYOUT} layout")
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +137,18 @@ def test_bad_input_stops_at_parse_time_with_the_same_messages(parse, argv, detai
     assert caught.value.code == 2
     err = capsys.readouterr().err
     assert detail in err and " / " in err
+
+
+def test_hv_train_network_of_this_layout_only_reexports_patched_functions(musubi_modules, caplog):
+    """From v0.3.0 the trainers still import the three names from musubi_tuner.hv_train_network,
+    which takes them from the training package: its hook finds them patched and adds nothing."""
+    parser_common, trainer_base = musubi_modules
+    module = importlib.import_module("musubi_tuner.hv_train_network")
+    assert not musubi.defines_its_own_functions(module)
+    assert musubi.activate_hv_train_network(module) and "sdsched-plugin" not in caplog.text
+    assert module.read_config_from_file is parser_common.read_config_from_file
+    assert module.NetworkTrainer.get_lr_scheduler is trainer_base.NetworkTrainer.get_lr_scheduler
+    assert not hasattr(module.setup_parser_common, "sdsched_patched")  # its helper is patched, not it
 
 
 def test_pth_hook_patches_musubi_in_a_real_training_process(wheel_venv):

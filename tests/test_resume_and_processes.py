@@ -4,12 +4,13 @@
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import host_env, run_driver
+from conftest import DRIVER, Run, host_env, marked_processes, run_driver
 from sdsched_plugin.cycles import PLAIN as PLAIN_RESTARTS
 
 LR = ["--learning_rate", "1e-3"]
@@ -124,3 +125,39 @@ def test_two_processes_log_the_same_lrs_per_optimizer_step_as_one(accumulation):
     assert sorted(double) == [0, 1]
     assert lrs(double[0]) == lrs(double[1]) == lrs(single[0])
     assert len(lrs(single[0])) == STEPS
+
+
+def alive(pid):
+    """Running, not exited: a killed process stays a zombie until its parent (or init) reaps it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def wait_for_worker_pids(run, folder, ranks, bound=300.0):
+    """The PID each rank writes once it is up; a bound on the wait, not a timed assertion."""
+    files = [folder / f"hang-rank{rank}.pid" for rank in ranks]
+    deadline = time.monotonic() + bound
+    while not all(path.exists() for path in files):
+        if run.process.poll() is not None:
+            pytest.fail(f"the launch ended before its workers were up:\n{run.process.stderr.read()[-3000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail("the workers of the launch did not start")
+        time.sleep(0.2)
+    return [int(path.read_text()) for path in files]
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds processes through /proc")
+def test_a_timed_out_two_process_launch_leaves_no_process_behind(tmp_path):
+    """The orphan of issue 13: a timed-out launch was killed and its rank-1 worker lived on."""
+    command = [*accelerate_launch(2), str(DRIVER), "--trace_dir", str(tmp_path), "--hang", "--max_train_steps", "4", *LR]
+    run = Run(command, env=host_env(CUDA_VISIBLE_DEVICES=""))
+    workers = wait_for_worker_pids(run, tmp_path, [0, 1])
+    assert all(alive(pid) for pid in workers) and set(workers) <= set(marked_processes(run.mark))
+    with pytest.raises(subprocess.TimeoutExpired):
+        run.finish(timeout=0.1)  # what run_driver does with its timeout
+    assert [pid for pid in workers if alive(pid)] == []
+    assert marked_processes(run.mark) == []
+    assert run.process.returncode is not None  # the launcher itself, reaped

@@ -1,7 +1,9 @@
 """A tiny training script in the shape of sd-scripts' train_network.py ``__main__`` and
 ``train()``, run against the stand-in or a real sd-scripts checkout (``library`` on sys.path),
 or, with ``TINY_HOST=musubi``, in the shape of a musubi-tuner ``*_train_network.py``
-(``musubi_tuner`` on sys.path):
+(``musubi_tuner`` on sys.path); ``TINY_HOST=musubi_v02`` / ``musubi_v01``: the same before
+musubi-tuner v0.3.0, the names imported from ``musubi_tuner.hv_train_network`` (v0.2.x) or the
+top-level ``hv_train_network`` (v0.1.x) as its ``wan_train_network.py`` does:
 
 parser from the host's own argument functions -> parse_args -> read_config_from_file ->
 "MODEL LOADING" marker (everything after it is where a real run has spent minutes) ->
@@ -17,15 +19,26 @@ import json
 import math
 import os
 import sys
+import time
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-MUSUBI = os.environ.get("TINY_HOST") == "musubi"
-if MUSUBI:  # the names musubi-tuner's scripts import
+HOST = os.environ.get("TINY_HOST", "sd-scripts")
+MUSUBI = HOST.startswith("musubi")
+if HOST == "musubi":  # the names musubi-tuner's scripts import
     from musubi_tuner.training.parser_common import read_config_from_file, setup_parser_common
     from musubi_tuner.training.trainer_base import NetworkTrainer
+elif HOST == "musubi_v02":
+    from musubi_tuner.hv_train_network import NetworkTrainer, read_config_from_file, setup_parser_common
+elif HOST == "musubi_v01":
+    from hv_train_network import NetworkTrainer, read_config_from_file
+
+    try:
+        from hv_train_network import setup_parser_common
+    except ImportError:  # up to v0.1.6
+        from hv_train_network import setup_parser as setup_parser_common
 else:
     import library.train_util as train_util
 
@@ -50,7 +63,9 @@ def host_read_config(args, parser):
 
 def host_scheduler(args, optimizer, num_processes):
     if MUSUBI:
-        return NetworkTrainer().get_lr_scheduler(args, optimizer, num_processes)
+        trainer = NetworkTrainer()
+        get_lr_scheduler = getattr(trainer, "get_lr_scheduler", None) or trainer.get_scheduler  # up to v0.1.6
+        return get_lr_scheduler(args, optimizer, num_processes)
     return train_util.get_scheduler_fix(args, optimizer, num_processes)
 
 
@@ -61,6 +76,7 @@ def setup_parser():
     parser.add_argument("--save_state_at", type=int, nargs="*", default=[], help="optimizer steps to save the state at (driver only)")
     parser.add_argument("--stop_at", type=int, default=None, help="optimizer step to stop at (driver only)")
     parser.add_argument("--start_at", type=int, default=0, help="optimizer step a resumed run starts at (driver only)")
+    parser.add_argument("--hang", action="store_true", help="write <trace_dir>/hang-rank<N>.pid, then never end (driver only)")
     return parser
 
 
@@ -93,6 +109,13 @@ def main():
     print("MODEL LOADING", flush=True)
 
     accelerator = Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps, cpu=True)
+    if args.hang:  # a run that never ends, every process up: for the test that a timeout ends them all
+        marker = os.path.join(args.trace_dir, f"hang-rank{accelerator.process_index}.pid")
+        with open(marker + ".tmp", "w") as handle:
+            handle.write(str(os.getpid()))
+        os.replace(marker + ".tmp", marker)
+        while True:
+            time.sleep(60)
     set_seed(0)
     model = TinyNetwork()
     params = [
