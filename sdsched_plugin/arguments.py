@@ -9,10 +9,8 @@ with training. Imports the registry (and so torch) only when a schedule name is 
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import logging
-import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -182,10 +180,10 @@ def read_request(args, pure: bool = False) -> Request | None:
         _check_custom_type(scheduler_type)
         _warn_not_floored(min_value, f"--lr_scheduler_type={scheduler_type}", args)
         return None
-    elif registry.has(name):
-        cls = lookup(name, "--lr_scheduler")
     elif name in FLOORED_STOCK_NAMES and (min_value is not None or _min_value_in_scheduler_args(args)):
         cls = lookup(name + "_floor", "--lr_scheduler")
+    elif name not in _static_stock_names() and registry.has(name):  # sd-scripts' own names are never ours
+        cls = lookup(name, "--lr_scheduler")
     else:
         check_stock_name(name)  # before any warning: an unknown name is the one thing to say
         _warn_not_floored(min_value, f"--lr_scheduler={name}", args)
@@ -250,6 +248,12 @@ def scheduler_args_of(args) -> list:
     if not isinstance(value, (list, tuple)) or not all(isinstance(token, str) for token in value):
         raise options.OptionError("--lr_scheduler_args", value, SCHEDULER_ARGS_FORM_EN, SCHEDULER_ARGS_FORM_JA)
     return list(value)
+
+
+def _static_stock_names() -> tuple[str, ...]:
+    from . import curves
+
+    return curves.SD_SCRIPTS_NAMES
 
 
 def stock_names() -> list[str]:

@@ -210,7 +210,7 @@ def variants(args, compare: str | None) -> list[tuple[str | None, argparse.Names
         custom = name.startswith(arguments.HOOK_PREFIX) or name.startswith(DOTTED_PREFIX)
         if custom:  # every key=value goes to --lr_scheduler_args, as with that flag
             variant.lr_scheduler_type, variant.lr_scheduler = name, "constant"
-        if not registry.has(name):  # the stock curve: none of our flags
+        if name in curves.SD_SCRIPTS_NAMES or not registry.has(name):  # the stock curve: none of our flags
             variant.lr_scheduler_min_value = None
             for key in arguments.RESTART_FLAGS:
                 setattr(variant, arguments.KEY_DESTS[key], None)

@@ -14,10 +14,8 @@ before it loads a model (``dataset_count`` is the fallback for when sd-scripts i
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import sys
-from pathlib import Path
 
 from . import hostpatch, options
 
@@ -84,7 +82,7 @@ def trainer_of(module):
     return None
 
 
-def read_training_args(script: Path, script_args: list[str], num_processes: int):
+def read_training_args(script, script_args: list[str], num_processes: int):
     """(arguments, script module) of a training command as the script itself reads them: its own
     ``setup_parser()``, ``parse_args`` and (patched) ``read_config_from_file``, which also runs
     every check training makes at that point. Loads no model: the script's body only defines
@@ -96,6 +94,8 @@ def read_training_args(script: Path, script_args: list[str], num_processes: int)
         raise options.OptionError(
             "--", str(script), "an sd-scripts training script in that folder", "sd-scripts の学習スクリプトを指定してください"
         )
+    import importlib.util  # only here: the startup hook's path never needs it
+
     spec = importlib.util.spec_from_file_location(f"_sdsched_script_{script.stem}", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -37,8 +37,11 @@ class Summary:
 
 
 def restarts(multipliers: list[float], after: int) -> list[int]:
-    """Steps after ``after`` (the warmup end) where the curve jumps back up."""
-    return [k for k in range(max(after, 1), len(multipliers)) if multipliers[k] > multipliers[k - 1] + 1e-12]
+    """Steps after ``after`` (the warmup end) where the curve turns back up: the first step of
+    each rise. A hard restart rises in one step; a smooth one (cosine_with_min_lr over several
+    cycles) rises over many, and is one restart, not one per step."""
+    rising = [k for k in range(max(after, 1), len(multipliers)) if multipliers[k] > multipliers[k - 1] + 1e-12]
+    return [k for i, k in enumerate(rising) if i == 0 or rising[i - 1] != k - 1]
 
 
 def warmup_end(multipliers: list[float], peak: float) -> int:
