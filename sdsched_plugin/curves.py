@@ -20,11 +20,10 @@ truncations, ``num_cycles / 2``, the keywords of ``--lr_scheduler_args``) and re
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any
 
+from .floor import Curve
 from .options import OptionError
-
-Curve = Callable[[int], float]
 
 
 # --- the lambdas -------------------------------------------------------------------------------
