@@ -20,11 +20,10 @@ truncations, ``num_cycles / 2``, the keywords of ``--lr_scheduler_args``) and re
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any
 
+from .floor import Curve
 from .options import OptionError
-
-Curve = Callable[[int], float]
 
 
 # --- the lambdas -------------------------------------------------------------------------------
@@ -319,7 +318,8 @@ def optimizer_sets_lr(lr_scheduler: str = "", optimizer_type: str = "", optimize
     schedule curve, else None: a schedule-free optimizer (a dummy scheduler, whatever
     ``--lr_scheduler`` says), Adafactor with ``relative_step`` (its default: sd-scripts then sets
     ``--lr_scheduler=adafactor:<lr>`` itself), or an ``adafactor:<lr>`` name. ``optimizer_args``
-    is ``--optimizer_args`` as a dict (``relative_step``, ``warmup_init``)."""
+    is ``--optimizer_args`` as a dict (``relative_step``, ``warmup_init``). Raises OptionError for
+    an ``adafactor`` name with another optimizer, which sd-scripts refuses."""
     optimizer = (optimizer_type or "").lower()
     if optimizer.endswith("schedulefree"):
         return (
@@ -335,6 +335,13 @@ def optimizer_sets_lr(lr_scheduler: str = "", optimizer_type: str = "", optimize
             " the LR / relative_step の Adafactor(既定): スケジューラは adafactor になり、学習率はオプティマイザが決めます"
         )
     if str(lr_scheduler or "").startswith("adafactor"):
+        if optimizer != "adafactor":  # sd-scripts asserts the optimizer is transformers' Adafactor
+            raise OptionError(
+                "--lr_scheduler",
+                lr_scheduler,
+                "adafactor:<lr> only with --optimizer_type=Adafactor",
+                "adafactor:<lr> は --optimizer_type=Adafactor と一緒に使ってください",
+            )
         return (
             f"--lr_scheduler={lr_scheduler}: Adafactor's own schedule, the optimizer sets the LR"
             f" / --lr_scheduler={lr_scheduler}: Adafactor 自身のスケジュールで、学習率はオプティマイザが決めます"

@@ -85,8 +85,19 @@ def broken() -> dict[str, str]:
     return dict(sorted(_broken.items()))
 
 
+def _own_spec(name: str):
+    """The spec of one of the package's own names, found without reading the entry points
+    (``importlib.metadata`` scans every installed distribution: a good part of the preview's
+    time budget). The package declares these names itself, in its pyproject.toml."""
+    from . import specs
+
+    return None if name in _registered else specs.by_name(name)
+
+
 def has(name: str) -> bool:
     """Whether ``name`` is registered or declared (and not known to be broken), loading nothing."""
+    if _own_spec(name) is not None:
+        return True
     return name in _registered or (name in _read_entry_points() and name not in _broken)
 
 
@@ -109,6 +120,9 @@ def spec(name: str, flag: str = "--lr_scheduler"):
     ``keys()``, ``pure_curve(settings)``. The package's own names give their ``specs`` class,
     importing no torch; a registered class is itself; a third-party name gives its ``Guarded``
     class (loading it imports torch). Raises UnknownSchedule like ``get``."""
+    own = _own_spec(name)
+    if own is not None:
+        return own
     if name not in _registered:
         entry_point = _read_entry_points().get(name)
         if entry_point is not None and _is_own(entry_point):

@@ -180,6 +180,14 @@ SPECS: dict[str, type[FloorSpec]] = {
 }
 
 
+BY_NAME: dict[str, type[FloorSpec]] = {spec.name: spec for spec in SPECS.values()}
+
+
+def by_name(name: str) -> type[FloorSpec] | None:
+    """The spec of one of the package's own schedule names (``"cosine_floor"``), or None."""
+    return BY_NAME.get(name)
+
+
 def by_class_name(class_name: str) -> type[FloorSpec] | None:
     """The spec of one of the package's own scheduler classes (``"CosineFloor"``), or None: what
     ``--lr_scheduler_type=sdsched_plugin.CosineFloor`` names, without importing torch."""

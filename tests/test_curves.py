@@ -463,6 +463,8 @@ def test_the_optimizer_sets_the_lr_for_schedule_free_and_adafactor():
     assert "adafactor:1e-3" in curves.optimizer_sets_lr("adafactor:1e-3", "Adafactor", {"relative_step": False})
     assert curves.optimizer_sets_lr("cosine", "AdamW") is None
     assert curves.optimizer_sets_lr("adafactor:1e-3", "AdamW", lr_scheduler_type="sdsched_plugin.CosineFloor") is None
+    with pytest.raises(options.OptionError, match="--lr_scheduler: got 'adafactor:1e-3'.*--optimizer_type=Adafactor"):
+        curves.optimizer_sets_lr("adafactor:1e-3", "AdamW")
     with pytest.raises(options.OptionError, match="--lr_scheduler: got 'adafactor:1e-3'"):
         curves.sd_scripts_stock("adafactor:1e-3", num_training_steps=10)
 

@@ -156,10 +156,11 @@ def test_own_names_give_their_pure_spec_without_torch():
         "import sys; from sdsched_plugin import registry;"
         " spec = registry.spec('cosine_with_restarts_floor', '--lr_scheduler');"
         " s = spec.settings(num_training_steps=50, min_value=0.1, num_cycles=2); spec.pure_curve(s)(10);"
-        " print(spec.__name__, 'torch' in sys.modules, 'diffusers' in sys.modules)"
+        " print(spec.__name__, registry.has('linear_floor'), *(m in sys.modules for m in ('torch', 'diffusers', 'importlib.metadata')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["CosineWithRestartsFloorSpec", "False", "False"]
+    # not even the entry points are read for the package's own names
+    assert out == ["CosineWithRestartsFloorSpec", "True", "False", "False", "False"]
     assert registry.spec("linear_floor") is specs.LinearFloorSpec
     with pytest.raises(registry.UnknownSchedule, match="--lr_scheduler_type: unknown schedule 'linear_flor'"):
         registry.spec("linear_flor", "--lr_scheduler_type")

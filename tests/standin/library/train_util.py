@@ -157,6 +157,7 @@ def get_scheduler_fix(args, optimizer, num_processes: int):
         return wrap_check_needless_num_warmup_steps(scheduler)
 
     if name.startswith("adafactor"):
+        assert type(optimizer) == transformers.optimization.Adafactor, "adafactor scheduler must be used with Adafactor optimizer"
         initial_lr = float(name.split(":")[1])
         return wrap_check_needless_num_warmup_steps(transformers.optimization.AdafactorSchedule(optimizer, initial_lr))
 
@@ -168,10 +169,14 @@ def get_scheduler_fix(args, optimizer, num_processes: int):
     schedule_func = TYPE_TO_SCHEDULER_FUNCTION[name]
     if name == SchedulerType.CONSTANT:
         return wrap_check_needless_num_warmup_steps(schedule_func(optimizer, **lr_scheduler_kwargs))
+    if num_warmup_steps is None:
+        raise ValueError(f"{name} requires `num_warmup_steps`, please provide that argument.")
     if name == SchedulerType.CONSTANT_WITH_WARMUP:
         return schedule_func(optimizer, num_warmup_steps=num_warmup_steps, **lr_scheduler_kwargs)
     if name == SchedulerType.INVERSE_SQRT:
         return schedule_func(optimizer, num_warmup_steps=num_warmup_steps, timescale=timescale, **lr_scheduler_kwargs)
+    if num_training_steps is None:
+        raise ValueError(f"{name} requires `num_training_steps`, please provide that argument.")
     if name == SchedulerType.COSINE_WITH_RESTARTS:
         return schedule_func(
             optimizer,
@@ -197,6 +202,8 @@ def get_scheduler_fix(args, optimizer, num_processes: int):
         return schedule_func(
             optimizer, num_warmup_steps=num_warmup_steps, num_training_steps=num_training_steps, **lr_scheduler_kwargs
         )
+    if num_decay_steps is None:
+        raise ValueError(f"{name} requires `num_decay_steps`, please provide that argument.")
     if name == SchedulerType.WARMUP_STABLE_DECAY:
         return schedule_func(
             optimizer,
