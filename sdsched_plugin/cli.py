@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -430,7 +431,11 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             preview_only_parser().error(PLOT_HINT)
     result = compute(argv[1:])
-    print(to_json(result, flags.trace) if flags.json else render_text(result))
+    try:
+        print(to_json(result, flags.trace) if flags.json else render_text(result), flush=True)
+    except BrokenPipeError:  # `sdsched preview ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     if flags.plot:
         plot(result, flags.plot, flags.plot_size)
         if not flags.json:
