@@ -497,23 +497,29 @@ def count(args: Any, num_processes: int = 1) -> RunCount:
 
 
 def _run_count(datasets, batches, processes, accumulation, epochs_flag, steps_flag, state, source: str) -> RunCount:
-    """The RunCount of counted datasets, with train_network.py's arithmetic."""
-    batches_per_epoch, steps_per_epoch, max_train_steps, epochs = run_steps(batches, processes, accumulation, epochs_flag, steps_flag)
+    """The RunCount of datasets counted here."""
+    return run_count(
+        batches, processes, accumulation, epochs_flag, steps_flag,
+        num_train_images=sum(d.num_train_images for d in datasets),
+        num_reg_images=sum(d.num_reg_images for d in datasets),
+        source=source, estimate=state.estimate, notes=tuple(state.notes), datasets=tuple(datasets),
+    )  # fmt: skip
+
+
+def run_count(batches: int, num_processes: int, accumulation: int, epochs_flag, steps_flag, **counted) -> RunCount:
+    """A RunCount from the dataset group's length, with train_network.py's arithmetic; ``counted``:
+    the image counts, source, estimate, notes and datasets of whoever counted."""
+    batches_per_epoch, steps_per_epoch, max_train_steps, epochs = run_steps(batches, num_processes, accumulation, epochs_flag, steps_flag)
     return RunCount(
         batches=batches,
         batches_per_epoch=batches_per_epoch,
         steps_per_epoch=steps_per_epoch,
         max_train_steps=max_train_steps,
         epochs=epochs,
-        num_processes=processes,
+        num_processes=num_processes,
         gradient_accumulation_steps=accumulation,
         max_train_epochs=epochs_flag,
-        num_train_images=sum(d.num_train_images for d in datasets),
-        num_reg_images=sum(d.num_reg_images for d in datasets),
-        source=source,
-        estimate=state.estimate,
-        notes=tuple(state.notes),
-        datasets=tuple(datasets),
+        **counted,
     )
 
 

@@ -284,31 +284,21 @@ def count_run(args, num_processes: int = 1, *, trainer=None):
         )
     epochs_flag = getattr(args, "max_train_epochs", None)
     accumulation = getattr(args, "gradient_accumulation_steps", 1)
-    batches_per_epoch, steps_per_epoch, max_train_steps, epochs = dataset_count.run_steps(
-        batches, num_processes, accumulation, epochs_flag, args.max_train_steps
-    )
     # sd-scripts' own bilingual warnings ("some of reg images are not used / ..."), without the
     # lists of file names that follow some of them
     notes = []
     for message in captured.records:
         if " / " in message and message not in notes:
             notes.append(message)
-    return dataset_count.RunCount(
-        batches=batches,
-        batches_per_epoch=batches_per_epoch,
-        steps_per_epoch=steps_per_epoch,
-        max_train_steps=max_train_steps,
-        epochs=epochs,
-        num_processes=num_processes,
-        gradient_accumulation_steps=accumulation,
-        max_train_epochs=epochs_flag,
+    return dataset_count.run_count(
+        batches, num_processes, accumulation, epochs_flag, args.max_train_steps,
         num_train_images=group.num_train_images,
         num_reg_images=group.num_reg_images,
         source="sd-scripts",
         estimate=False,
         notes=tuple(notes),
         datasets=tuple(_dataset_summary(dataset) for dataset in group.datasets),
-    )
+    )  # fmt: skip
 
 
 def _dataset_summary(dataset):

@@ -240,3 +240,22 @@ def clip_tokenizer_cache(root: Path) -> Path:
     (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "CLIPTokenizer", "model_max_length": 77, **special}))
     (folder / "special_tokens_map.json").write_text(json.dumps(special))
     return root
+
+
+def assert_two_cycles_floored_at_half(scheduler, optimizer, lr):
+    """cosine_with_restarts_floor, min 0.5, 2 cycles, 30 steps on 2 processes (60 scheduler steps), warmup
+    0.1 (6): the LRs of both param groups (lr and lr / 2) against the formula, past the end too."""
+    import math
+
+    from sdsched_plugin.schedulers import CosineWithRestartsFloor
+
+    assert isinstance(scheduler, CosineWithRestartsFloor)
+    assert (scheduler.sdsched["num_training_steps"], scheduler.sdsched["num_warmup_steps"]) == (60, 6)
+    for step, (unet, te) in enumerate(lr_trace(scheduler, optimizer, 61)):
+        if step < 6:
+            want = step / 6
+        elif step >= 60:
+            want = 0.5
+        else:
+            want = 0.5 + 0.25 * (1 + math.cos(math.pi * ((2 * (step - 6) / 54) % 1.0)))
+        assert unet == pytest.approx(lr * want) and te == pytest.approx(lr / 2 * want)

@@ -2,17 +2,15 @@
 flags, meaning and messages as in sd-scripts, through musubi's own functions."""
 
 import importlib
-import math
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from conftest import MUSUBI_DIR, MUSUBI_IS_NEW, MUSUBI_LAYOUT, host_env, lr_trace, run_driver, two_group_optimizer
+from conftest import assert_two_cycles_floored_at_half, MUSUBI_DIR, MUSUBI_IS_NEW, MUSUBI_LAYOUT, host_env, lr_trace, run_driver, two_group_optimizer
 from sdsched_plugin import hostpatch, musubi
 from sdsched_plugin.cycles import PLAIN as PLAIN_RESTARTS
-from sdsched_plugin.schedulers import CosineWithRestartsFloor
 
 LR = 1e-3
 # the layout before v0.3.0 has its own tests (test_musubi_old.py)
@@ -76,16 +74,7 @@ def test_floored_schedule_with_two_processes_matches_the_formula(parse, musubi_m
     args = parse(["--lr_scheduler", "cosine_with_restarts_floor", "--lr_scheduler_min_value", "0.5", "--lr_scheduler_num_cycles", "2",
                   "--max_train_steps", "30", "--lr_warmup_steps", "0.1"])  # fmt: skip
     scheduler, optimizer = build(musubi_modules, args, num_processes=2)
-    assert isinstance(scheduler, CosineWithRestartsFloor)
-    assert (scheduler.sdsched["num_training_steps"], scheduler.sdsched["num_warmup_steps"]) == (60, 6)
-    for step, (unet, te) in enumerate(lr_trace(scheduler, optimizer, 61)):
-        if step < 6:
-            want = step / 6
-        elif step >= 60:
-            want = 0.5
-        else:
-            want = 0.5 + 0.25 * (1 + math.cos(math.pi * ((2 * (step - 6) / 54) % 1.0)))
-        assert unet == pytest.approx(LR * want) and te == pytest.approx(LR / 2 * want)
+    assert_two_cycles_floored_at_half(scheduler, optimizer, LR)
 
 
 @pytest.mark.parametrize("name", ["linear", "cosine", "cosine_with_restarts"])
