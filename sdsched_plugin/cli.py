@@ -69,10 +69,6 @@ def _converted(convert, flag: str):
     return arguments.argparse_type(lambda value: convert(value, flag))
 
 
-def _learning_rate(value, flag="--learning_rate"):
-    return preview._lr(value, flag)
-
-
 def add_sd_scripts_flags(parser: argparse.ArgumentParser) -> None:
     """The sd-scripts flags (train_network.py's) that the run's schedule and step count depend on,
     with sd-scripts' defaults: sdsched's own reading when sd-scripts is not importable."""
@@ -92,9 +88,9 @@ def add_sd_scripts_flags(parser: argparse.ArgumentParser) -> None:
         help="min LR ratio of cosine_with_min_lr and warmup_stable_decay / 最小学習率の比率")
     add("--max_train_steps", type=_converted(options.training_steps, "--max_train_steps"), default=1600, help="training steps / 学習ステップ数")
     add("--max_train_epochs", type=_converted(options.training_steps, "--max_train_epochs"), default=None, help="training epochs / エポック数")
-    add("--learning_rate", type=arguments.argparse_type(_learning_rate), default=2e-6, help="learning rate / 学習率")
-    add("--unet_lr", type=_converted(_learning_rate, "--unet_lr"), default=None, help="U-Net LR (LoRA) / U-Net の学習率")
-    add("--text_encoder_lr", type=_converted(_learning_rate, "--text_encoder_lr"), nargs="*", default=None,
+    add("--learning_rate", type=arguments.argparse_type(options.learning_rate), default=2e-6, help="learning rate / 学習率")
+    add("--unet_lr", type=_converted(options.learning_rate, "--unet_lr"), default=None, help="U-Net LR (LoRA) / U-Net の学習率")
+    add("--text_encoder_lr", type=_converted(options.learning_rate, "--text_encoder_lr"), nargs="*", default=None,
         help="text encoder LR, one or two values (LoRA) / Text Encoder の学習率")
     add("--network_module", default="networks.lora", help="network module of a LoRA (what train_network.py trains) / ネットワークのモジュール")
     add("--network_args", nargs="*", default=None, help="network arguments (loraplus_lr_ratio=...) / ネットワークの追加引数")

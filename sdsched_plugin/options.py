@@ -70,6 +70,17 @@ def power(value: object, flag: str = "--lr_scheduler_power") -> float:
     return number
 
 
+def learning_rate(value: object, flag: str = "--learning_rate") -> float | None:
+    """A learning rate (or an LR ratio such as LoRA+'s): a number >= 0; None stays None (not given)."""
+    if value is None:
+        return None
+    en, ja = "a number >= 0", "0 以上の数値を指定してください"
+    number = _number(flag, value, en, ja)
+    if number < 0:
+        raise OptionError(flag, value, en, ja)
+    return number
+
+
 def step_count(value: object, flag: str) -> int:
     return _whole(flag, value, 0, "a whole number of steps >= 0", "0 以上の整数(ステップ数)を指定してください")
 

@@ -78,25 +78,16 @@ def _network_args(args) -> dict:
     return pairs
 
 
-def _lr(value, flag: str) -> float | None:
-    if value is None:
-        return None
-    number = options._number(flag, value, "a number >= 0", "0 以上の数値を指定してください")
-    if number < 0:
-        raise options.OptionError(flag, value, "a number >= 0", "0 以上の数値を指定してください")
-    return number
-
-
 def param_groups(args) -> list[tuple[str, float]]:
     """(name, base LR) of each param group in the order sd-scripts builds them. For a LoRA
     (``--network_module``): the text encoder's group first, then the U-Net's, each followed by
     its LoRA+ group; a group whose LR is 0 is dropped, as sd-scripts does ("NO LR skipping").
     Other trainings: one group at --learning_rate."""
-    learning_rate = _lr(getattr(args, "learning_rate", None), "--learning_rate")
+    learning_rate = options.learning_rate(getattr(args, "learning_rate", None), "--learning_rate")
     if not getattr(args, "network_module", None):
         return [("all", learning_rate)]
     network_args = _network_args(args)
-    plus = _lr(network_args.get("loraplus_lr_ratio"), "--network_args loraplus_lr_ratio")
+    plus = options.learning_rate(network_args.get("loraplus_lr_ratio"), "--network_args loraplus_lr_ratio")
     groups = []
 
     def add(name, lr, ratio):
@@ -108,16 +99,16 @@ def param_groups(args) -> list[tuple[str, float]]:
     text_encoder_trained = not getattr(args, "network_train_unet_only", False) and not getattr(args, "cache_text_encoder_outputs", False)
     if text_encoder_trained:
         text_encoder_lrs = getattr(args, "text_encoder_lr", None)
-        ratio = _lr(network_args.get("loraplus_text_encoder_lr_ratio"), "--network_args loraplus_text_encoder_lr_ratio") or plus
+        ratio = options.learning_rate(network_args.get("loraplus_text_encoder_lr_ratio"), "--network_args loraplus_text_encoder_lr_ratio") or plus
         if isinstance(text_encoder_lrs, (list, tuple)) and len(text_encoder_lrs) > 1 and not str(args.network_module).endswith(".lora"):
             for index, lr in enumerate(text_encoder_lrs):  # networks with one LR per text encoder (FLUX.1, SD3, ...)
-                add(f"textencoder{index + 1}", _lr(lr, "--text_encoder_lr"), ratio)
+                add(f"textencoder{index + 1}", options.learning_rate(lr, "--text_encoder_lr"), ratio)
         else:
-            text_encoder_lr = _lr(_first(text_encoder_lrs), "--text_encoder_lr")
+            text_encoder_lr = options.learning_rate(_first(text_encoder_lrs), "--text_encoder_lr")
             add("textencoder", learning_rate if text_encoder_lr is None else text_encoder_lr, ratio)
     if not getattr(args, "network_train_text_encoder_only", False):
-        unet_lr = _lr(getattr(args, "unet_lr", None), "--unet_lr")
-        ratio = _lr(network_args.get("loraplus_unet_lr_ratio"), "--network_args loraplus_unet_lr_ratio") or plus
+        unet_lr = options.learning_rate(getattr(args, "unet_lr", None), "--unet_lr")
+        ratio = options.learning_rate(network_args.get("loraplus_unet_lr_ratio"), "--network_args loraplus_unet_lr_ratio") or plus
         add("unet", learning_rate if unet_lr is None else unet_lr, ratio)
     return groups
 
@@ -170,7 +161,7 @@ def curve_of(args, num_processes: int, total: int):
         min_lr_ratio=getattr(args, "lr_scheduler_min_lr_ratio", None),
         scheduler_kwargs=curves.parse_scheduler_args(arguments.scheduler_args_of(args)),
         # transformers' polynomial reads optimizer.defaults["lr"]: sd-scripts builds the optimizer with --learning_rate
-        lr_init=_lr(getattr(args, "learning_rate", None), "--learning_rate"),
+        lr_init=options.learning_rate(getattr(args, "learning_rate", None), "--learning_rate"),
     )
     return label_of(args), settings, curve
 
