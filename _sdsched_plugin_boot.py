@@ -21,19 +21,19 @@ import sys
 
 # host module -> (our module, function taking the host module) that patches it
 HOOKS = {
-    "library.train_util": ("sdsched_plugin.sd_scripts", "activate"),
-    "library.config_util": ("sdsched_plugin.sd_scripts", "activate_config_util"),
-    "musubi_tuner.training.parser_common": ("sdsched_plugin.musubi", "activate_parser_common"),
-    "musubi_tuner.training.trainer_base": ("sdsched_plugin.musubi", "activate_trainer_base"),
+    "library.train_util": ("sdsched_plugin.hosts.sd_scripts", "activate"),
+    "library.config_util": ("sdsched_plugin.hosts.sd_scripts", "activate_config_util"),
+    "musubi_tuner.training.parser_common": ("sdsched_plugin.hosts.musubi", "activate_parser_common"),
+    "musubi_tuner.training.trainer_base": ("sdsched_plugin.hosts.musubi", "activate_trainer_base"),
     # before musubi-tuner v0.3.0 this one module holds all three (v0.1.x: at the checkout's top)
-    "musubi_tuner.hv_train_network": ("sdsched_plugin.musubi", "activate_hv_train_network"),
-    "hv_train_network": ("sdsched_plugin.musubi", "activate_hv_train_network"),
+    "musubi_tuner.hv_train_network": ("sdsched_plugin.hosts.musubi", "activate_hv_train_network"),
+    "hv_train_network": ("sdsched_plugin.hosts.musubi", "activate_hv_train_network"),
 }
 
 # A script run as a file is __main__, imported under none of the names above. Before v0.3.0,
 # musubi-tuner's hv_train_network.py holds the functions we patch itself, so when it is the
 # script, the hook is on argparse instead: the script parses once its functions all exist.
-MAIN_SCRIPTS = {"hv_train_network": ("argparse", ("sdsched_plugin.musubi", "watch_main"))}
+MAIN_SCRIPTS = {"hv_train_network": ("argparse", ("sdsched_plugin.hosts.musubi", "watch_main"))}
 
 OFF_SWITCH = "SDSCHED_PLUGIN_DISABLE"
 

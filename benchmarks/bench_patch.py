@@ -55,7 +55,7 @@ def child() -> dict:
 
 
 def patched(train_util) -> bool:
-    from sdsched_plugin import sd_scripts
+    from sdsched_plugin.hosts import sd_scripts
 
     return sd_scripts.is_installed(train_util)
 

@@ -17,7 +17,7 @@ LoRA run, small enough for a 2-core CPU:
    new class (fixed noise and timesteps); at the end also on held-out images of the old classes.
 
 The schedules are built as sd-scripts builds them: an ``argparse.Namespace`` with sd-scripts'
-attribute names goes to ``sdsched_plugin.arguments.read_request`` (what the patched
+attribute names goes to ``sdsched_plugin.schedule.arguments.read_request`` (what the patched
 ``get_scheduler_fix`` calls) for the floored names; the stock names take the branch of
 sd-scripts' ``get_scheduler_fix`` that they take there.
 
@@ -166,7 +166,7 @@ def build_scheduler(args, optimizer, num_processes: int = 1):
     """
     from diffusers.optimization import TYPE_TO_SCHEDULER_FUNCTION, SchedulerType
 
-    from sdsched_plugin import arguments
+    from sdsched_plugin.schedule import arguments
 
     request = arguments.read_request(args)
     if request is not None:

@@ -12,13 +12,13 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _LAZY = {
-    "LinearFloor": "sdsched_plugin.schedulers",
-    "CosineFloor": "sdsched_plugin.schedulers",
-    "CosineWithRestartsFloor": "sdsched_plugin.schedulers",
-    "PolynomialFloor": "sdsched_plugin.schedulers",
-    "FloorScheduler": "sdsched_plugin.schedulers",
-    "install": "sdsched_plugin.sd_scripts",
-    "uninstall": "sdsched_plugin.sd_scripts",
+    "LinearFloor": "sdsched_plugin.schedule.schedulers",
+    "CosineFloor": "sdsched_plugin.schedule.schedulers",
+    "CosineWithRestartsFloor": "sdsched_plugin.schedule.schedulers",
+    "PolynomialFloor": "sdsched_plugin.schedule.schedulers",
+    "FloorScheduler": "sdsched_plugin.schedule.schedulers",
+    "install": "sdsched_plugin.hosts.sd_scripts",
+    "uninstall": "sdsched_plugin.hosts.sd_scripts",
 }
 
 __all__ = sorted(_LAZY)

@@ -6,7 +6,7 @@ whole training command after ``--`` (``-- accelerate launch --num_processes=2 ..
 train_network.py --config_file=...``). Where sd-scripts is importable (the script's folder,
 ``SD_SCRIPTS_DIR`` or the current folder) the command is parsed by the script's own
 ``setup_parser()`` and the dataset counted by sd-scripts' own code (``sd_scripts``); otherwise
-from sdsched's reading of the flags and the folder layout (``dataset_count``).
+from sdsched's reading of the flags and the folder layout (``run.layout``).
 
 It prints the run (steps per epoch and in total, the base LR of each param group), each
 schedule's key steps with their epochs, the mean multiplier, the factor to match
@@ -24,7 +24,10 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__, arguments, command, cycles, options, preview, registry
+from . import __version__
+from .schedule import arguments, cycles, options, registry
+from .run import command
+from .commands import preview
 
 PLOT_HINT = "--plot needs matplotlib: pip install 'sdsched-plugin[plot]' / --plot には matplotlib が必要です"
 PLOT_FORMATS = (".png", ".svg", ".pdf")
@@ -244,17 +247,17 @@ def read_run(argv: list[str]):
             if command.is_musubi(script.script):
                 count = None
                 if training_args.dataset_config and args.steps_per_epoch is None:
-                    from . import dataset_count
+                    from .run import musubi as musubi_count
 
                     architecture = args.architecture or command.musubi_architecture(script.script)
                     try:
-                        count = dataset_count.count_musubi(training_args, script.num_processes, architecture)
+                        count = musubi_count.count_musubi(training_args, script.num_processes, architecture)
                     except options.OptionError as error:
                         parser.error(str(error))
                     training_args.train_data_dir = training_args.dataset_config = None  # counted: not an sd-scripts dataset
                 return fallback, args, training_args, script.num_processes, f"{script.script.name} (musubi-tuner, read by sdsched)", count
             return fallback, args, training_args, script.num_processes, f"{script.script.name} (read by sdsched: sd-scripts not found)", None
-    from . import sd_scripts  # sd-scripts' own parser and dataset code: imports what it imports
+    from .run import sd_scripts  # sd-scripts' own parser and dataset code: imports what it imports
 
     with host_output(args.json):
         training_args, module = sd_scripts.read_training_args(folder / script.script.name, script.script_args, script.num_processes)
@@ -271,9 +274,9 @@ def compute(argv: list[str]) -> dict:
     parser, flags, args, processes, source, count = read_run(argv)
     try:
         if count is None and has_dataset(args) and flags.steps_per_epoch is None:
-            from . import dataset_count
+            from .run import layout
 
-            count = dataset_count.count(args, processes)
+            count = layout.count(args, processes)
         run = preview.run_of(args, processes, count, flags.steps_per_epoch)
         shown = preview.schedules(args, run, flags.compare)
         warnings = preview.warnings_of(args, run, shown)
@@ -396,7 +399,7 @@ def to_json(result: dict, trace: bool = False) -> str:
 
 
 def plot(result: dict, path: str, size) -> None:
-    from .plot import plot as draw  # matplotlib only when a plot is asked for
+    from .commands.plot import plot as draw  # matplotlib only when a plot is asked for
 
     draw(result, path, "x".join(map(str, size)) if isinstance(size, tuple) else size)
 
@@ -416,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] != ["preview"] or {"-h", "--help"} & set(own):
         _, args = parse(own)  # sdsched list, doctor, --version or --help (which exits)
         if args.command == "doctor":
-            from . import doctor
+            from .commands import doctor
 
             return doctor.main(args)
         return list_schedules()

@@ -58,7 +58,7 @@ def train_util():
         sys.path.insert(0, str(HOST_DIR))
     module = importlib.import_module("library.train_util")
     assert Path(module.__file__).resolve().is_relative_to(HOST_DIR), module.__file__
-    from sdsched_plugin import sd_scripts
+    from sdsched_plugin.hosts import sd_scripts
 
     sd_scripts.install(module)  # a no-op when the .pth hook already patched it at import
     return module

@@ -118,7 +118,7 @@ def test_a_failing_hook_prints_one_line_and_never_stops_python(wheel_venv, tmp_p
 
 
 def test_a_host_already_imported_is_patched_at_once(wheel_venv):
-    code = "import sys; sys.path.insert(0, %r); import library.train_util as t; import _sdsched_plugin_boot as b; from sdsched_plugin import sd_scripts; sd_scripts.uninstall(); print(sd_scripts.is_installed(t)); b.activate(); print(sd_scripts.is_installed(t))" % str(HOST_DIR)
+    code = "import sys; sys.path.insert(0, %r); import library.train_util as t; import _sdsched_plugin_boot as b; from sdsched_plugin.hosts import sd_scripts; sd_scripts.uninstall(); print(sd_scripts.is_installed(t)); b.activate(); print(sd_scripts.is_installed(t))" % str(HOST_DIR)
     out = run(wheel_venv, code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "True"]
@@ -150,7 +150,7 @@ def test_the_patch_activates_the_plugin_where_pth_files_are_skipped(wheel_venv, 
     purelib = next(wheel_venv.parent.parent.glob("lib/python*/site-packages"))
     # python -S: no site module, so no .pth file runs, as in an embeddable build with a ._pth file
     path = os.pathsep.join([str(host), str(purelib), *site.getsitepackages()])
-    code = "import sys, library.train_util as t; from sdsched_plugin import sd_scripts; print(sd_scripts.is_installed(t), sys.flags.no_site)"
+    code = "import sys, library.train_util as t; from sdsched_plugin.hosts import sd_scripts; print(sd_scripts.is_installed(t), sys.flags.no_site)"
     out = subprocess.run([str(wheel_venv), "-S", "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path}, timeout=300, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "1"]
@@ -158,7 +158,7 @@ def test_the_patch_activates_the_plugin_where_pth_files_are_skipped(wheel_venv, 
 
 def test_a_reload_is_patched_again_without_double_wrapping(wheel_venv):
     code = (
-        "import importlib, sys; sys.path.insert(0, %r); import library.train_util as t; from sdsched_plugin import sd_scripts;"
+        "import importlib, sys; sys.path.insert(0, %r); import library.train_util as t; from sdsched_plugin.hosts import sd_scripts;"
         " first = t.get_scheduler_fix; importlib.reload(t);"
         " print(sd_scripts.is_installed(t), t.get_scheduler_fix is not first,"
         " getattr(t.get_scheduler_fix.__wrapped__, 'sdsched_patched', False)); sd_scripts.uninstall();"

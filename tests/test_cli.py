@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from sdsched_plugin import cli
-from sdsched_plugin.cycles import PLAIN as PLAIN_RESTARTS
+from sdsched_plugin.schedule.cycles import PLAIN as PLAIN_RESTARTS
 
 
 def preview_json(argv, capsys):

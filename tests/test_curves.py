@@ -19,7 +19,8 @@ import torch
 from diffusers import optimization as diffusers_optimization
 from transformers import optimization as transformers_optimization
 
-from sdsched_plugin import curves, options, schedulers, specs
+from sdsched_plugin.schedule import curves, options, specs
+from sdsched_plugin.schedule import schedulers
 
 SETTINGS = 200  # random settings per curve
 PAST_END = 40  # steps evaluated after the last one
@@ -471,7 +472,7 @@ def test_the_optimizer_sets_the_lr_for_schedule_free_and_adafactor():
 
 def test_the_pure_layer_imports_no_torch_diffusers_or_transformers():
     code = (
-        "import sys; from sdsched_plugin import curves, specs, cycles, floor, options;"
+        "import sys; from sdsched_plugin.schedule import curves, specs, cycles, floor, options;"
         " s, c = curves.sd_scripts_stock('warmup_stable_decay', num_training_steps=100, lr_warmup_steps=0.1, lr_decay_steps=0.2);"
         " [c(i) for i in range(100)];"
         " spec = specs.CosineWithRestartsFloorSpec; f = spec.pure_curve(spec.settings(num_training_steps=100, min_value=0.1, num_cycles=3, cycle_decay=0.5));"

@@ -37,8 +37,9 @@ from pathlib import Path
 
 import pytest
 
-from sdsched_plugin import dataset_count
-from sdsched_plugin.options import OptionError
+from sdsched_plugin.run import layout as dataset_count
+from sdsched_plugin.run import musubi as musubi_count
+from sdsched_plugin.schedule.options import OptionError
 
 from conftest import MUSUBI_TUNER_DIR, SD_SCRIPTS_DIR
 
@@ -109,7 +110,7 @@ def sd_args(argv):
 
 def sd_count(argv, num_processes=1):
     """sd-scripts' own count: train_network.py's parser, read_config_from_file, count_run."""
-    from sdsched_plugin import sd_scripts
+    from sdsched_plugin.run import sd_scripts
 
     return sd_scripts.count_run(sd_args(argv), num_processes)
 
@@ -128,7 +129,7 @@ def check(argv, num_processes=1, real=True, **expected):
         assert getattr(run, key) == value, (key, getattr(run, key), value)
     if SD_SCRIPTS_DIR is not None and real:
         sd_namespace = sd_args(["--pretrained_model_name_or_path", "unused", *argv])
-        from sdsched_plugin import sd_scripts
+        from sdsched_plugin.run import sd_scripts
 
         real = sd_scripts.count_run(sd_namespace, num_processes)
         # the fallback reads sd-scripts' own namespace as well as a plain one
@@ -506,7 +507,7 @@ def test_bad_inputs_name_the_flag(folders, tmp_path, args, flag):
 def test_pure_module_imports_only_the_standard_library():
     import subprocess
 
-    code = "import sys, sdsched_plugin.dataset_count; bad = [m for m in ('torch', 'numpy', 'PIL', 'library') if m in sys.modules]; print(bad)"
+    code = "import sys, sdsched_plugin.run.layout; bad = [m for m in ('torch', 'numpy', 'PIL', 'library') if m in sys.modules]; print(bad)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
 
@@ -575,7 +576,7 @@ def test_musubi_counts_its_latent_caches(tmp_path):
     # per process ceil(11/2) = 6 batches, 3 steps per epoch
     config = musubi_caches(tmp_path)
     args = {"dataset_config": str(config), "max_train_epochs": 2, "gradient_accumulation_steps": 2}
-    run = dataset_count.count_musubi(args, 2, architecture="hv")
+    run = musubi_count.count_musubi(args, 2, architecture="hv")
     assert (run.batches, run.batches_per_epoch, run.steps_per_epoch, run.max_train_steps, run.epochs) == (11, 6, 3, 6, 2)
     assert [d.batches for d in run.datasets] == [9, 2]
     assert run.source == "latent caches" and not run.estimate
@@ -599,7 +600,7 @@ def test_musubi_images_not_cached_yet_are_an_estimate(tmp_path):
     make_images(tmp_path / "images", [SQUARE, SQUARE, WIDE])
     config = tmp_path / "m.toml"
     config.write_text(f"[[datasets]]\nresolution = 512\nenable_bucket = true\nimage_directory = '{tmp_path / 'images'}'\n")
-    run = dataset_count.count_musubi({"dataset_config": str(config), "max_train_epochs": 4}, architecture="wan")
+    run = musubi_count.count_musubi({"dataset_config": str(config), "max_train_epochs": 4}, architecture="wan")
     assert (run.batches, run.max_train_steps) == (3, 12)
     assert run.estimate and run.source == "folder layout" and any("cache" in note for note in run.notes)
 
@@ -609,7 +610,7 @@ def test_musubi_video_without_caches_is_refused(tmp_path):
     config = tmp_path / "m.toml"
     config.write_text(f"[[datasets]]\nvideo_directory = '{tmp_path / 'videos'}'\n")
     with pytest.raises(OptionError) as error:
-        dataset_count.count_musubi({"dataset_config": str(config)}, architecture="hv")
+        musubi_count.count_musubi({"dataset_config": str(config)}, architecture="hv")
     assert error.value.flag == "--dataset_config [[datasets]] #1 cache_directory"
 
 
@@ -648,7 +649,7 @@ def test_count_run_leaves_no_trace(folders, capsys):
     random.seed(123)
     state = random.getstate()
     handlers = logging.getLogger().handlers[:]
-    from sdsched_plugin import sd_scripts
+    from sdsched_plugin.run import sd_scripts
 
     run = sd_scripts.count_run(args, 1)
     assert run.max_train_steps == 2 * run.batches

@@ -8,7 +8,7 @@ import subprocess
 import zlib
 
 from conftest import HOST_DIR, MUSUBI_DIR, REPO
-from sdsched_plugin import doctor
+from sdsched_plugin.commands import doctor
 
 # variables that would make the doctor look elsewhere than the test says
 LEAVE_OUT = ("SDSCHED_PLUGIN_DISABLE", "SD_SCRIPTS_DIR", "MUSUBI_TUNER_DIR", "VIRTUAL_ENV", "PYTHONPATH")
@@ -204,8 +204,8 @@ class NetworkTrainer:
 
 def test_musubi_tuner_before_v0_3_is_reported_by_its_layout(wheel_venv, tmp_path):
     """The old layout (everything in musubi_tuner/hv_train_network.py): patched where the plugin
-    supports it (sdsched_plugin.musubi.old_layout_patches), otherwise a line saying so, never OK."""
-    from sdsched_plugin import musubi
+    supports it (sdsched_plugin.hosts.musubi.old_layout_patches), otherwise a line saying so, never OK."""
+    from sdsched_plugin.hosts import musubi
 
     (tmp_path / "musubi_tuner").mkdir()
     (tmp_path / "musubi_tuner" / "__init__.py").write_text("")

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from sdsched_plugin import options
-from sdsched_plugin.floor import floored_curve, warmup_steps_from
+from sdsched_plugin.schedule import options
+from sdsched_plugin.schedule.floor import floored_curve, warmup_steps_from
 
 
 def hand_cosine(warmup, total):
@@ -126,6 +126,6 @@ def test_warmup_must_leave_a_decaying_part():
 
 
 def test_math_layers_import_no_torch():
-    code = "import sys, sdsched_plugin.floor, sdsched_plugin.options; print(sorted(m for m in ('torch', 'diffusers', 'numpy') if m in sys.modules))"
+    code = "import sys, sdsched_plugin.schedule.floor, sdsched_plugin.schedule.options; print(sorted(m for m in ('torch', 'diffusers', 'numpy') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -157,7 +157,7 @@ def test_epoch_based_run_that_fits_trains(tmp_path):
 
 
 def test_both_min_values_warn_once_naming_both_and_the_winner(sd_parse, train_util, caplog):
-    from sdsched_plugin import arguments
+    from sdsched_plugin.schedule import arguments
 
     arguments._warned.clear()
     with caplog.at_level(logging.WARNING, logger="sdsched_plugin"):
@@ -170,7 +170,7 @@ def test_both_min_values_warn_once_naming_both_and_the_winner(sd_parse, train_ut
 
 
 def test_schedule_free_warning_is_bilingual(sd_parse, train_util, caplog):
-    from sdsched_plugin import arguments
+    from sdsched_plugin.schedule import arguments
 
     arguments._warned.clear()
     with caplog.at_level(logging.WARNING, logger="sdsched_plugin"):

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from conftest import assert_two_cycles_floored_at_half, MUSUBI_DIR, MUSUBI_IS_NEW, MUSUBI_LAYOUT, host_env, lr_trace, run_driver, two_group_optimizer
-from sdsched_plugin import hostpatch, musubi
-from sdsched_plugin.cycles import PLAIN as PLAIN_RESTARTS
+from sdsched_plugin.hosts import patching as hostpatch, musubi
+from sdsched_plugin.schedule.cycles import PLAIN as PLAIN_RESTARTS
 
 LR = 1e-3
 # the layout before v0.3.0 has its own tests (test_musubi_old.py)
@@ -63,7 +63,7 @@ def test_both_modules_are_patched_once_and_restored(musubi_modules):
         assert trainer_base.NetworkTrainer.get_lr_scheduler is method.__wrapped__
     finally:
         musubi.install()
-        from sdsched_plugin import sd_scripts
+        from sdsched_plugin.hosts import sd_scripts
 
         if "library.train_util" in sys.modules:  # uninstall() restores every host
             sd_scripts.install(sys.modules["library.train_util"])

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from conftest import assert_two_cycles_floored_at_half, MUSUBI_DIR, MUSUBI_IS_NEW, MUSUBI_LAYOUT, MUSUBI_TUNER_DIR, TESTS, Run, lr_trace, run_driver, two_group_optimizer
-from sdsched_plugin import hostpatch, musubi
+from sdsched_plugin.hosts import patching as hostpatch, musubi
 from sdsched_plugin.schedulers import CosineFloor
 
 LR = 1e-3

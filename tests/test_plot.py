@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from sdsched_plugin import plot  # noqa: E402
+from sdsched_plugin.commands import plot  # noqa: E402
 
 
 def result(groups=("text_encoder", "unet"), lrs=(5e-5, 1e-4), steps=200, per_epoch=50):

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from conftest import STANDIN, host_env
-from sdsched_plugin import cli, command, preview
-from sdsched_plugin.options import OptionError
+from sdsched_plugin import cli
+from sdsched_plugin.run import command
+from sdsched_plugin.commands import preview
+from sdsched_plugin.schedule.options import OptionError
 
 
 def json_of(argv, capsys):
@@ -115,7 +117,7 @@ def test_unet_and_text_encoder_lrs_in_sd_scripts_order_with_each_epoch_mean(caps
 def test_trace_gives_every_update_as_the_optimizer_sees_it(capsys):
     import torch
 
-    from sdsched_plugin import schedulers
+    from sdsched_plugin.schedule import schedulers
 
     argv = ["--lr_scheduler", "cosine_with_restarts_floor", "--lr_scheduler_min_value", "0.3", "--lr_scheduler_num_cycles", "2",
             "--max_train_steps", "37", "--lr_warmup_steps", "0.1", "--num_processes", "2", "--trace"]  # fmt: skip

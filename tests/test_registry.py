@@ -8,7 +8,7 @@ from importlib.metadata import EntryPoint
 import pytest
 import torch
 
-from sdsched_plugin import options, registry, specs
+from sdsched_plugin.schedule import options, registry, specs
 from sdsched_plugin.schedulers import FloorScheduler
 
 
@@ -153,7 +153,7 @@ def test_a_third_party_error_stops_sd_scripts_at_parsing_with_exit_2(fake_plugin
 
 def test_own_names_give_their_pure_spec_without_torch():
     code = (
-        "import sys; from sdsched_plugin import registry;"
+        "import sys; from sdsched_plugin.schedule import registry;"
         " spec = registry.spec('cosine_with_restarts_floor', '--lr_scheduler');"
         " s = spec.settings(num_training_steps=50, min_value=0.1, num_cycles=2); spec.pure_curve(s)(10);"
         " print(spec.__name__, registry.has('linear_floor'), *(m in sys.modules for m in ('torch', 'diffusers', 'importlib.metadata')))"
@@ -183,7 +183,7 @@ def test_register_adds_a_schedule_at_run_time(monkeypatch):
 
 def test_entry_points_are_read_only_when_a_name_is_looked_up():
     code = (
-        "import sys; from sdsched_plugin import registry, arguments; print('importlib.metadata' in sys.modules);"
+        "import sys; from sdsched_plugin.schedule import registry, arguments; print('importlib.metadata' in sys.modules);"
         " registry.names(); print('importlib.metadata' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from sdsched_plugin import cycles, options
+from sdsched_plugin.schedule import cycles, options
 from sdsched_plugin.schedulers import CosineWithRestartsFloor
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import DRIVER, Run, host_env, marked_processes, run_driver
-from sdsched_plugin.cycles import PLAIN as PLAIN_RESTARTS
+from sdsched_plugin.schedule.cycles import PLAIN as PLAIN_RESTARTS
 
 LR = ["--learning_rate", "1e-3"]
 STEPS = 24

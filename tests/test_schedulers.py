@@ -8,7 +8,7 @@ from diffusers import optimization as stock
 
 from conftest import lr_trace, two_group_optimizer
 from sdsched_plugin.schedulers import CosineFloor, CosineWithRestartsFloor, FloorScheduler, LinearFloor, PolynomialFloor
-from sdsched_plugin.cycles import PLAIN as PLAIN_RESTARTS
+from sdsched_plugin.schedule.cycles import PLAIN as PLAIN_RESTARTS
 
 UNET_LR, TE_LR = 1e-4, 5e-5
 

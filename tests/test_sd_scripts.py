@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from conftest import lr_trace, two_group_optimizer
-from sdsched_plugin import sd_scripts
+from sdsched_plugin.hosts import sd_scripts
 from sdsched_plugin.schedulers import CosineFloor, CosineWithRestartsFloor, LinearFloor, PolynomialFloor
-from sdsched_plugin.cycles import PLAIN as PLAIN_RESTARTS
+from sdsched_plugin.schedule.cycles import PLAIN as PLAIN_RESTARTS
 
 LR = 1e-3
 

@@ -18,7 +18,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .options import OptionError
+from ..schedule.options import OptionError
 
 
 @dataclass(frozen=True)

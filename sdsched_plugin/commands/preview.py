@@ -19,7 +19,8 @@ import argparse
 import math
 from dataclasses import dataclass, field
 
-from . import arguments, curves, options, registry, specs, stats
+from ..schedule import arguments, curves, options, registry, specs
+from . import stats
 
 DOTTED_PREFIX = "sdsched_plugin."
 
@@ -32,7 +33,7 @@ class Run:
     steps_per_epoch: int | None
     num_processes: int = 1
     groups: list[tuple[str, float]] = field(default_factory=list)
-    count: object = None  # dataset_count.RunCount when a dataset was counted
+    count: object = None  # steps.RunCount when a dataset was counted
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -123,7 +124,7 @@ class Schedule:
 
 def optimizer_sets_lr(args) -> str | None:
     """One line for the optimizers that set the LR themselves (schedule-free, Adafactor)."""
-    from . import curves
+    from ..schedule import curves
 
     optimizer_args = curves.parse_scheduler_args(getattr(args, "optimizer_args", None) or [], "--optimizer_args")
     return curves.optimizer_sets_lr(

@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from typing import Callable
 
-from . import arguments
+from ..schedule import arguments
 
 logger = logging.getLogger("sdsched_plugin")
 

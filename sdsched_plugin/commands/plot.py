@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import textwrap
 
-from .cycles import PLAIN
+from ..schedule.cycles import PLAIN
 
 DPI = 100
 GROUP_STYLES = ("-", "--", ":", "-.")

@@ -362,7 +362,7 @@ def check_epoch_run(args, batches: int) -> Request | None:
     if request is None:
         return None
     accumulation = options.training_steps(getattr(args, "gradient_accumulation_steps", 1) or 1, "--gradient_accumulation_steps")
-    from .dataset_count import run_steps  # sd-scripts' arithmetic, in one place
+    from .steps import run_steps  # sd-scripts' arithmetic, in one place
 
     total = run_steps(batches, world_size(), accumulation, options.training_steps(epochs, "--max_train_epochs"))[2]
     request = dataclasses.replace(request, max_train_steps=total, steps_known=True)

@@ -48,7 +48,7 @@ class Check:
 
 
 def plugin_check() -> Check:
-    from . import __version__
+    from .. import __version__
 
     where = Path(__file__).resolve().parent
     try:
@@ -402,12 +402,12 @@ try:
         report["file"] = host.__file__
         report["target"] = "library.train_util.get_scheduler_fix"
         report["patched"] = flag(getattr(host, "get_scheduler_fix", None))
-        from sdsched_plugin import sd_scripts
+        from sdsched_plugin.hosts import sd_scripts
         report["mismatch"] = mismatches(sd_scripts.patches(host))
         report["complete"] = sd_scripts.is_installed(host)
     elif kind == "musubi-tuner":
         import importlib.util
-        from sdsched_plugin import musubi
+        from sdsched_plugin.hosts import musubi
         try:
             new_layout = importlib.util.find_spec("musubi_tuner.training") is not None
         except ImportError:
@@ -425,7 +425,7 @@ try:
                     raise
                 import hv_train_network as host  # the flat layout before v0.2.0
             report["layout"] = "old layout: everything in hv_train_network (before v0.3.0)"
-            # the seam: the plugin's support of the old layout (sdsched_plugin.musubi.old_layout_patches)
+            # the seam: the plugin's support of the old layout (sdsched_plugin.hosts.musubi.old_layout_patches)
             old = getattr(musubi, "old_layout_patches", None)
             report["old_layout_supported"] = old is not None
             report["mismatch"] = mismatches(old(host)) if old else []
@@ -445,7 +445,7 @@ except BaseException as error:  # SystemExit too: a host that exits at import is
     report["traceback"] = traceback.format_exc()[-3000:]
 if with_schedules:  # after the host: loading a schedule imports torch, which the host has loaded anyway
     try:
-        from sdsched_plugin import registry
+        from sdsched_plugin.schedule import registry
         for name in registry.names():
             try:
                 registry.get(name)

@@ -1,14 +1,6 @@
-"""The patch of kohya-ss/sd-scripts' ``library.train_util``.
-
-Every sd-scripts training script calls three functions through the module, right where the
-plugin needs to be: ``add_optimizer_arguments`` (our flags join the scheduler flags),
-``read_config_from_file`` (right after parsing, TOML or not, before the model loads: bad
-values fail here) and ``get_scheduler_fix`` (a floored schedule, or sd-scripts' own). Nothing
-in sd-scripts imports them by name, and the startup hook patches the module as soon as its
-body has run, before any script builds its parser.
-
-``count_run`` counts a run's steps with sd-scripts' own dataset code, as train_network.py does
-before it loads a model (``dataset_count`` is the fallback for when sd-scripts is not importable).
+"""Reading a run with sd-scripts' own code: the training script's own parser (``read_training_args``)
+and its dataset code (``count_run``), as train_network.py does before it loads a model
+(``layout`` is the fallback for when sd-scripts is not importable).
 """
 
 from __future__ import annotations
@@ -17,53 +9,9 @@ import importlib
 import os
 import sys
 
-from . import hostpatch, options
-
-MODULE_NAME = "library.train_util"
-CONFIG_MODULE_NAME = "library.config_util"
-
-
-def patches(module) -> list[hostpatch.Patch]:
-    return [
-        hostpatch.Patch(module, "add_optimizer_arguments", ("parser",), hostpatch.add_flags_after),
-        hostpatch.Patch(module, "read_config_from_file", ("args", "parser"), hostpatch.check_after_reading_config),
-        hostpatch.Patch(module, "get_scheduler_fix", ("args", "optimizer", "num_processes"), hostpatch.build_or_delegate),
-    ]
-
-
-def config_patches(module) -> list[hostpatch.Patch]:
-    """``config_util.generate_dataset_group_by_blueprint``: every script that reads a dataset
-    config or a train_data_dir calls it through the module, after parsing and before loading
-    the model. An epoch-based run is checked there (the step count exists from then on)."""
-    return [hostpatch.Patch(module, "generate_dataset_group_by_blueprint", ("dataset_group_blueprint",), hostpatch.check_after_dataset)]
-
-
-def activate_config_util(module) -> None:
-    """The startup hook's entry for ``library.config_util``."""
-    hostpatch.install(config_patches(module), "sd-scripts' config_util")
-
-
-def install(module=None) -> bool:
-    """Patch sd-scripts' train_util (imported if not given). Idempotent; False, with one warning,
-    when the module is not sd-scripts' train_util (the package name ``library`` is generic)."""
-    if module is None:
-        module = importlib.import_module(MODULE_NAME)
-    return hostpatch.install(patches(module), "sd-scripts' train_util")
-
-
-def uninstall() -> None:
-    """Restore every patched function (of every host program)."""
-    hostpatch.uninstall()
-
-
-def is_installed(module=None) -> bool:
-    module = module or sys.modules.get(MODULE_NAME)
-    return module is not None and hostpatch.is_installed(patches(module))
-
-
-def activate(module) -> None:
-    """The startup hook's entry (see ``_sdsched_plugin_boot``): patch the module that just finished importing."""
-    install(module)
+from ..hosts import patching
+from ..hosts.sd_scripts import MODULE_NAME, install
+from ..schedule import options
 
 
 def trainer_of(module):
@@ -113,7 +61,7 @@ def read_training_args(script, script_args: list[str], num_processes: int):
         args = parser.parse_args(script_args)
         return sys.modules[MODULE_NAME].read_config_from_file(args, parser), module
     finally:
-        hostpatch.forget_read_arguments()
+        patching.forget_read_arguments()
         sys.argv = saved_argv
         if saved_world is None:
             os.environ.pop("WORLD_SIZE", None)
@@ -230,15 +178,15 @@ def count_run(args, num_processes: int = 1, *, trainer=None):
     training script's ``setup_parser()`` and ``train_util.read_config_from_file`` produced; not
     changed), then train_network.py's arithmetic. ``trainer``: the script's trainer object (e.g.
     ``sdxl_train_network.SdxlNetworkTrainer()``), whose latents caching strategy is set as the
-    script sets it; SD 1.x/2.x's by default. Returns ``dataset_count.RunCount`` (source
+    script sets it; SD 1.x/2.x's by default. Returns ``steps.RunCount`` (source
     "sd-scripts"). Raises ``options.OptionError`` with sd-scripts' own message when sd-scripts
     rejects the dataset; ImportError when sd-scripts is not importable."""
     import copy
-    import importlib
     import random
 
-    from . import dataset_count
-    from .options import OptionError
+    from ..schedule import steps
+    from ..schedule.options import OptionError
+    from . import layout
 
     train_util = importlib.import_module("library.train_util")
     config_util = importlib.import_module("library.config_util")
@@ -247,7 +195,7 @@ def count_run(args, num_processes: int = 1, *, trainer=None):
             "--dataset_class", args.dataset_class, "no custom dataset class: its length is known only to its own code",
             "独自のデータセットクラスは長さを数えられません",
         )
-    dataset_count.check_folders(args)  # a mistyped --reg_data_dir is an error here, not a silent run without reg images
+    layout.check_folders(args)  # a mistyped --reg_data_dir is an error here, not a silent run without reg images
     args = copy.deepcopy(args)  # prepare_dataset_args rewrites resolution and face_crop_aug_range in place
     where = _where(args)
     random_state = random.getstate()
@@ -290,7 +238,7 @@ def count_run(args, num_processes: int = 1, *, trainer=None):
     for message in captured.records:
         if " / " in message and message not in notes:
             notes.append(message)
-    return dataset_count.run_count(
+    return steps.run_count(
         batches, num_processes, accumulation, epochs_flag, args.max_train_steps,
         num_train_images=group.num_train_images,
         num_reg_images=group.num_reg_images,
@@ -302,7 +250,7 @@ def count_run(args, num_processes: int = 1, *, trainer=None):
 
 
 def _dataset_summary(dataset):
-    from . import dataset_count
+    from ..schedule import steps
 
     inner = getattr(dataset, "dreambooth_dataset_delegate", dataset)  # ControlNetDataset wraps a DreamBoothDataset
     kind = {"DreamBoothDataset": "dreambooth", "FineTuningDataset": "fine-tuning", "ControlNetDataset": "controlnet"}.get(
@@ -319,7 +267,7 @@ def _dataset_summary(dataset):
     )
     manager = inner.bucket_manager
     buckets = tuple(sorted((tuple(reso), len(bucket)) for reso, bucket in zip(manager.resos, manager.buckets) if len(bucket)))
-    return dataset_count.DatasetCount(
+    return steps.DatasetCount(
         kind=kind,
         batch_size=dataset.batch_size,
         resolution=(inner.width, inner.height),
