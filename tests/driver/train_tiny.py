@@ -159,6 +159,13 @@ def main():
     with open(os.path.join(args.trace_dir, f"rank{accelerator.process_index}.json"), "w") as handle:
         json.dump(record, handle)
     accelerator.end_training()
+    # On 2 gloo processes, freeing main's locals can deadlock torch: the DDP reducer's process group
+    # joins its worker thread while that thread waits for the GIL the dealloc holds (py-spy:
+    # ProcessGroupGloo::~ProcessGroupGloo in std::thread::join), and the launch hung until its
+    # timeout. The trace is written: leave before anything is freed.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
