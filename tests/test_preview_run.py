@@ -237,6 +237,8 @@ def test_the_pasted_command_counts_the_dataset(tmp_path):
     img = kohya_dataset(tmp_path)
     env = host_env(HF_HOME=str(tmp_path))
     folder = Path(os.environ["SD_SCRIPTS_DIR"]) if os.environ.get("SD_SCRIPTS_DIR") else tmp_path / "elsewhere"
+    if not os.environ.get("SD_SCRIPTS_DIR"):
+        env["PYTHONPATH"] = ""  # no sd-scripts anywhere: an importable `library` counts as installed sd-scripts
     argv = ["preview", "--json", "--", "accelerate", "launch", "--num_processes=2", str(folder / "train_network.py"),
             f"--train_data_dir={img}", *DATASET, "--max_train_epochs=3", "--network_module=networks.lora",
             "--pretrained_model_name_or_path=unused", "--lr_scheduler=linear"]  # fmt: skip

@@ -25,6 +25,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..run import locate
+
 OFF_SWITCH = "SDSCHED_PLUGIN_DISABLE"  # the same name as _sdsched_plugin_boot.OFF_SWITCH
 PTH_NAME = "sdsched_plugin.pth"
 PATCH_FILE = "patches/sd-scripts-activate-sdsched-plugin.patch"
@@ -193,81 +195,31 @@ class Host:
     home: Path | None = None  # the checkout (for its version), when known
 
 
+BAD_VARIABLE = {
+    "SD_SCRIPTS_DIR": (
+        "has no library/train_util.py / SD_SCRIPTS_DIR に library/train_util.py がありません",
+        "point it at the sd-scripts folder (the one with train_network.py) / sd-scripts のフォルダを指定してください",
+    ),
+    "MUSUBI_TUNER_DIR": (
+        "has no src/musubi_tuner / MUSUBI_TUNER_DIR に src/musubi_tuner がありません",
+        "point it at the musubi-tuner folder / musubi-tuner のフォルダを指定してください",
+    ),
+}
+
+
+def _host(found: locate.Found | None, bad: list[locate.BadVariable]) -> tuple[Host | None, list[Check]]:
+    """The finders of ``run.locate`` (the preview's too), in the doctor's terms."""
+    notes = [Check(NG, f"{b.variable}={b.value} {BAD_VARIABLE[b.variable][0]}", [BAD_VARIABLE[b.variable][1]]) for b in bad]
+    host = Host(found.kind, found.root, found.how, found.home) if found is not None else None
+    return host, notes
+
+
 def find_sd_scripts() -> tuple[Host | None, list[Check]]:
-    """cwd (the sd-scripts folder), cwd/sd-scripts (the kohya_ss folder), SD_SCRIPTS_DIR, then an
-    installed ``library`` package (sd-scripts' requirements.txt installs itself with ``-e .``)."""
-    notes = []
-    candidates = [(Path.cwd(), "the current folder"), (Path.cwd() / "sd-scripts", "the current folder's sd-scripts/")]
-    env = os.environ.get("SD_SCRIPTS_DIR")
-    if env:
-        if (Path(env) / "library" / "train_util.py").is_file():
-            candidates.insert(0, (Path(env), "SD_SCRIPTS_DIR"))
-        else:
-            notes.append(
-                Check(
-                    NG,
-                    f"SD_SCRIPTS_DIR={env} has no library/train_util.py / SD_SCRIPTS_DIR に library/train_util.py がありません",
-                    ["point it at the sd-scripts folder (the one with train_network.py) / sd-scripts のフォルダを指定してください"],
-                )
-            )
-    for folder, how in candidates:
-        if (folder / "library" / "train_util.py").is_file():
-            return Host("sd-scripts", folder.resolve(), how, folder.resolve()), notes
-    spec_dir = package_dir("library")
-    if spec_dir is not None and (spec_dir / "train_util.py").is_file():
-        return Host("sd-scripts", None, "installed in this Python", spec_dir.parent), notes
-    return None, notes
+    return _host(*locate.find_sd_scripts())
 
 
 def find_musubi() -> tuple[Host | None, list[Check]]:
-    """cwd (the musubi-tuner folder, package under src/), cwd/musubi-tuner, MUSUBI_TUNER_DIR, then
-    an installed ``musubi_tuner`` (its README installs it with ``pip install -e .`` or ``uv sync``)."""
-    notes = []
-    candidates = [(Path.cwd(), "the current folder"), (Path.cwd() / "musubi-tuner", "the current folder's musubi-tuner/")]
-    env = os.environ.get("MUSUBI_TUNER_DIR")
-    if env:
-        if musubi_root(Path(env)) is not None:
-            candidates.insert(0, (Path(env), "MUSUBI_TUNER_DIR"))
-        else:
-            notes.append(
-                Check(
-                    NG,
-                    f"MUSUBI_TUNER_DIR={env} has no src/musubi_tuner / MUSUBI_TUNER_DIR に src/musubi_tuner がありません",
-                    ["point it at the musubi-tuner folder / musubi-tuner のフォルダを指定してください"],
-                )
-            )
-    for folder, how in candidates:
-        root = musubi_root(folder)
-        if root is not None:
-            return Host("musubi-tuner", root.resolve(), how, folder.resolve()), notes
-    spec_dir = package_dir("musubi_tuner")
-    if spec_dir is not None:
-        home = spec_dir.parent.parent if spec_dir.parent.name == "src" else spec_dir.parent
-        return Host("musubi-tuner", None, "installed in this Python", home), notes
-    return None, notes
-
-
-def musubi_root(folder: Path) -> Path | None:
-    """The folder that holds the ``musubi_tuner`` package (``src/`` since v0.2.0), or the folder of
-    the flat layout before it (``hv_train_network.py`` at the top)."""
-    for root in (folder / "src", folder):
-        if (root / "musubi_tuner" / "__init__.py").is_file() or (root / "musubi_tuner" / "hv_train_network.py").is_file():
-            return root
-    if (folder / "hv_train_network.py").is_file():
-        return folder
-    return None
-
-
-def package_dir(name: str) -> Path | None:
-    """Where an installed top-level package is, without importing it."""
-    import importlib.util
-
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        return None
-    locations = list(getattr(spec, "submodule_search_locations", None) or []) if spec else []
-    return Path(locations[0]) if locations else None
+    return _host(*locate.find_musubi())
 
 
 # ---------------------------------------------------------------- versions of a checkout

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..schedule.options import OptionError
+from . import locate
 
 
 @dataclass(frozen=True)
@@ -125,15 +126,7 @@ def musubi_architecture(script: Path) -> str | None:
 
 
 def find_sd_scripts(script: Path | None = None) -> Path | None:
-    """The sd-scripts folder that can be imported: the pasted script's folder, SD_SCRIPTS_DIR,
-    or the current folder; a folder counts when it holds ``library/train_util.py``."""
-    candidates = []
-    if script is not None:
-        candidates.append(script.expanduser().resolve().parent)
-    if os.environ.get("SD_SCRIPTS_DIR"):
-        candidates.append(Path(os.environ["SD_SCRIPTS_DIR"]).expanduser())
-    candidates.append(Path.cwd())
-    for folder in candidates:
-        if (folder / "library" / "train_util.py").is_file():
-            return folder.resolve()
-    return None
+    """The sd-scripts checkout to read the run with (``locate.find_sd_scripts``: the same one
+    ``sdsched doctor`` checks)."""
+    found, _ = locate.find_sd_scripts(script)
+    return found.home if found is not None else None
