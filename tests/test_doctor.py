@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import zlib
+from pathlib import Path
 
 from conftest import HOST_DIR, MUSUBI_DIR, REPO
 from sdsched_plugin.commands import doctor
@@ -218,3 +219,11 @@ def test_musubi_tuner_before_v0_3_is_reported_by_its_layout(wheel_venv, tmp_path
     else:
         assert out.returncode == 1
         assert "does not patch musubi-tuner before v0.3.0" in line(out, "[NG] musubi-tuner:")
+
+
+def test_the_plugin_line_names_the_package_folder():
+    """The folder of the package users installed, not of the module that runs the doctor."""
+    import sdsched_plugin
+
+    check = doctor.plugin_check()
+    assert f"({Path(sdsched_plugin.__file__).resolve().parent})" in check.text

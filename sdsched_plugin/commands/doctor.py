@@ -52,7 +52,7 @@ class Check:
 def plugin_check() -> Check:
     from .. import __version__
 
-    where = Path(__file__).resolve().parent
+    where = Path(__file__).resolve().parent.parent  # the package, not this subpackage
     try:
         from importlib.metadata import PackageNotFoundError, version
 
