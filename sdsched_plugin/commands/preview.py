@@ -19,7 +19,7 @@ import argparse
 import math
 from dataclasses import dataclass, field
 
-from ..schedule import arguments, curves, options, registry, specs
+from ..schedule import arguments, options, registry, specs, stock
 from . import stats
 
 DOTTED_PREFIX = "sdsched_plugin."
@@ -124,10 +124,8 @@ class Schedule:
 
 def optimizer_sets_lr(args) -> str | None:
     """One line for the optimizers that set the LR themselves (schedule-free, Adafactor)."""
-    from ..schedule import curves
-
-    optimizer_args = curves.parse_scheduler_args(getattr(args, "optimizer_args", None) or [], "--optimizer_args")
-    return curves.optimizer_sets_lr(
+    optimizer_args = stock.parse_scheduler_args(getattr(args, "optimizer_args", None) or [], "--optimizer_args")
+    return stock.optimizer_sets_lr(
         str(getattr(args, "lr_scheduler", "") or ""),
         str(getattr(args, "optimizer_type", "") or ""),
         optimizer_args,
@@ -151,7 +149,7 @@ def curve_of(args, num_processes: int, total: int):
             f"{arguments.HOOK_PREFIX}NAME (sdsched list) or {DOTTED_PREFIX}CLASS; the preview does not build other custom schedulers",
             f"{arguments.HOOK_PREFIX}NAME(sdsched list)か {DOTTED_PREFIX}CLASS。その他のカスタムスケジューラはプレビューできません",
         )
-    settings, curve = curves.sd_scripts_stock(
+    settings, curve = stock.sd_scripts_stock(
         args.lr_scheduler,
         num_training_steps=total * num_processes,
         lr_warmup_steps=options.warmup(getattr(args, "lr_warmup_steps", 0) or 0),
@@ -160,7 +158,7 @@ def curve_of(args, num_processes: int, total: int):
         power=options.power(getattr(args, "lr_scheduler_power", 1.0)),
         timescale=getattr(args, "lr_scheduler_timescale", None),
         min_lr_ratio=getattr(args, "lr_scheduler_min_lr_ratio", None),
-        scheduler_kwargs=curves.parse_scheduler_args(arguments.scheduler_args_of(args)),
+        scheduler_kwargs=stock.parse_scheduler_args(arguments.scheduler_args_of(args)),
         # transformers' polynomial reads optimizer.defaults["lr"]: sd-scripts builds the optimizer with --learning_rate
         lr_init=options.learning_rate(getattr(args, "learning_rate", None), "--learning_rate"),
     )
@@ -202,7 +200,7 @@ def variants(args, compare: str | None) -> list[tuple[str | None, argparse.Names
         custom = name.startswith(arguments.HOOK_PREFIX) or name.startswith(DOTTED_PREFIX)
         if custom:  # every key=value goes to --lr_scheduler_args, as with that flag
             variant.lr_scheduler_type, variant.lr_scheduler = name, "constant"
-        if name in curves.SD_SCRIPTS_NAMES or not registry.has(name):  # the stock curve: none of our flags
+        if name in stock.SD_SCRIPTS_NAMES or not registry.has(name):  # the stock curve: none of our flags
             variant.lr_scheduler_min_value = None
             for key in arguments.RESTART_FLAGS:
                 setattr(variant, arguments.KEY_DESTS[key], None)

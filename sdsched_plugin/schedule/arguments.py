@@ -251,18 +251,18 @@ def scheduler_args_of(args) -> list:
 
 
 def _static_stock_names() -> tuple[str, ...]:
-    from . import curves
+    from . import stock
 
-    return curves.SD_SCRIPTS_NAMES
+    return stock.SD_SCRIPTS_NAMES
 
 
 def stock_names() -> list[str]:
     """Every name sd-scripts' get_scheduler_fix builds a curve for in this environment: ours
-    (curves.SD_SCRIPTS_NAMES) less what the transformers in front of it lacks, where training
+    (stock.SD_SCRIPTS_NAMES) less what the transformers in front of it lacks, where training
     has imported it already (the preview's fast path never does)."""
-    from . import curves
+    from . import stock
 
-    names = set(curves.SD_SCRIPTS_NAMES)
+    names = set(stock.SD_SCRIPTS_NAMES)
     enum = getattr(sys.modules.get("transformers.optimization"), "SchedulerType", None)
     if enum is not None:
         names &= {member.value for member in enum} | {"piecewise_constant"}
@@ -272,12 +272,12 @@ def stock_names() -> list[str]:
 def check_stock_name(name: str) -> None:
     """An unknown --lr_scheduler stops when the arguments are read, with the closest names of
     ours and sd-scripts' (sd-scripts itself fails only after the model has loaded)."""
-    from . import curves
+    from . import stock
 
     if name in stock_names() or name.startswith("adafactor"):
         return
-    if name in curves.SD_SCRIPTS_CANNOT_BUILD:
-        raise curves.unknown_name(name)
+    if name in stock.SD_SCRIPTS_CANNOT_BUILD:
+        raise stock.unknown_name(name)
     raise registry.UnknownSchedule(registry.unknown_message(name, "--lr_scheduler", also=stock_names()))
 
 
