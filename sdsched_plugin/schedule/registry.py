@@ -19,7 +19,9 @@ from __future__ import annotations
 import difflib
 
 GROUP = "sdsched_plugin.schedules"
-OWN = "sdsched_plugin.schedulers:"  # the value of the package's own entry points
+# The values of the package's own entry points: where its classes live, and where they lived
+# before the subpackages (an older install's metadata, read until it is reinstalled).
+OWN = ("sdsched_plugin.schedule.schedulers:", "sdsched_plugin.schedulers:")
 
 _registered: dict[str, type] = {}
 _entry_points: dict | None = None  # name -> EntryPoint, read once
@@ -128,7 +130,7 @@ def spec(name: str, flag: str = "--lr_scheduler"):
         if entry_point is not None and _is_own(entry_point):
             from . import specs
 
-            found = specs.by_class_name(entry_point.value[len(OWN) :])
+            found = specs.by_class_name(entry_point.value.partition(":")[2])
             if found is not None:
                 return found
     return get(name, flag)
