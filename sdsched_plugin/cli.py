@@ -4,15 +4,17 @@
 flags, its ``--config_file`` TOML (kohya_ss GUI configs included; flags override it), or the
 whole training command after ``--`` (``-- accelerate launch --num_processes=2 ...
 train_network.py --config_file=...``). Where sd-scripts is importable (the script's folder,
-``SD_SCRIPTS_DIR`` or the current folder) the command is parsed by the script's own
-``setup_parser()`` and the dataset counted by sd-scripts' own code (``sd_scripts``); otherwise
-from sdsched's reading of the flags and the folder layout (``run.layout``).
+``SD_SCRIPTS_DIR`` or the current folder) the command, or the flag list as the command of
+train_network.py (``--script``), is parsed by the script's own ``setup_parser()`` and the
+dataset counted by sd-scripts' own code (``sd_scripts``); otherwise from sdsched's reading of
+the flags (the others listed as ignored) and the folder layout (``run.layout``).
 
 It prints the run (steps per epoch and in total, the base LR of each param group), each
 schedule's key steps with their epochs, the mean multiplier, the factor to match
 ``constant``, each epoch's mean LR and warnings for the usual traps; ``--compare`` adds
 schedules, ``--plot`` draws them, ``--json`` (``--trace``: every update's multiplier) prints
-the numbers for other programs. Flags and TOML without a dataset never import torch.
+the numbers for other programs. Flags and TOML read by sdsched, without a dataset, never
+import torch.
 """
 
 from __future__ import annotations
@@ -344,12 +346,26 @@ def read_without_sd_scripts(flags: argparse.Namespace, script: command.TrainingC
     return ReadRun(fallback, flags, args, script.num_processes, f"{script.script.name} (musubi-tuner, read by sdsched)", count)
 
 
+def check_config_file(parser: argparse.ArgumentParser, script_args: list[str]) -> None:
+    """The script's --config_file, read first: sd-scripts stops on a missing one with exit 1 and a
+    log line, and on a malformed one with a traceback; here both are one line naming the file."""
+    reader = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    reader.add_argument("--config_file", default=None)
+    path = reader.parse_known_args(script_args)[0].config_file
+    if path:
+        try:  # the name as sd-scripts completes it
+            load_toml(path if path.endswith(".toml") else path + ".toml")
+        except ConfigError as error:
+            parser.error(str(error))
+
+
 def read_with_sd_scripts(flags: argparse.Namespace, script: command.TrainingCommand, folder: Path) -> ReadRun:
     """The command as the training script reads it (its own parser and TOML reading), and its
     dataset counted by sd-scripts' own code."""
     from .run import sd_scripts  # sd-scripts' own parser and dataset code: imports what it imports
 
     parser = preview_only_parser()
+    check_config_file(parser, script.script_args)
     with host_output(flags.json):
         args, module = sd_scripts.read_training_args(folder / script.script.name, script.script_args, script.num_processes)
         count = None

@@ -1,6 +1,7 @@
 """The ``sdsched`` command: numbers, TOML, --compare, --json, --plot, errors."""
 
 import json
+import os
 from pathlib import Path
 import math
 import struct
@@ -87,7 +88,7 @@ def test_compare_puts_schedules_side_by_side(capsys):
 
 
 def test_json_has_every_number(capsys):
-    out = preview_json(["--lr_scheduler", "linear_floor", "--lr_scheduler_min_value", "0.5", "--max_train_steps", "10",
+    out = preview_json(["--lr_scheduler", "linear_floor", "--lr_scheduler_min_value", "0.5", "--max_train_steps", "10", "--network_module=networks.lora",
                         "--learning_rate", "1e-4", "--text_encoder_lr", "5e-5", "--steps_per_epoch", "5"], capsys)  # fmt: skip
     assert out["steps"] == 10 and out["lrs"] == [5e-5, 1e-4]  # text encoder first, as sd-scripts builds them
     schedule = out["schedules"][0]
@@ -122,20 +123,34 @@ def test_reads_a_kohya_gui_config_and_flags_override_it():
     assert len(schedule["summary"].epoch_means) == 10
 
 
-def test_malformed_toml_names_the_file_and_line(tmp_path, capsys):
+@pytest.fixture(params=["sdsched reads", "sd-scripts reads"])
+def reader(request, monkeypatch, tmp_path):
+    """Run a test with the flags read by sdsched (no sd-scripts in reach) and by the training
+    script (SD_SCRIPTS_DIR: the stand-in, or the real checkout it names)."""
+    monkeypatch.chdir(tmp_path)
+    if request.param == "sd-scripts reads":
+        monkeypatch.setenv("SD_SCRIPTS_DIR", os.environ.get("SD_SCRIPTS_DIR") or str(Path(__file__).parent / "standin"))
+    else:
+        monkeypatch.delenv("SD_SCRIPTS_DIR", raising=False)
+    return request.param
+
+
+@pytest.mark.parametrize("command", [[], ["--", "train_network.py"]], ids=["flags", "command"])
+def test_malformed_toml_names_the_file_and_line(reader, command, tmp_path, capsys):
     config = tmp_path / "broken.toml"
     config.write_text('lr_scheduler = "cosine"\nlr_warmup_steps = = 3\n')
     with pytest.raises(SystemExit) as caught:
-        cli.main(["preview", "--config_file", str(config)])
+        cli.main(["preview", *command, "--config_file", str(config)])
     assert caught.value.code == 2
     err = capsys.readouterr().err
-    assert str(config) in err and "line 2" in err
+    assert str(config) in err and "line 2" in err and "Traceback" not in err
 
 
-def test_missing_toml_is_named(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        cli.main(["preview", "--config_file", str(tmp_path / "nope.toml")])
-    assert "nope.toml not found" in capsys.readouterr().err
+@pytest.mark.parametrize("command", [[], ["--", "train_network.py"]], ids=["flags", "command"])
+def test_missing_toml_is_named(reader, command, tmp_path, capsys):
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["preview", *command, "--config_file", str(tmp_path / "nope.toml")])
+    assert caught.value.code == 2 and "nope.toml not found" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -102,12 +102,13 @@ def test_groups_left_out_as_sd_scripts_leaves_them_out():
 
 
 def test_unet_and_text_encoder_lrs_in_sd_scripts_order_with_each_epoch_mean(capsys):
-    out = json_of(["--lr_scheduler", "linear_floor", "--lr_scheduler_min_value", "0.5", "--max_train_epochs", "2",
+    # a LoRA (with sd-scripts found, train_network.py reads the flags: no default network module there)
+    out = json_of(["--lr_scheduler", "linear_floor", "--lr_scheduler_min_value", "0.5", "--max_train_epochs", "2", "--network_module=networks.lora",
                    "--steps_per_epoch", "5", "--unet_lr", "1e-4", "--text_encoder_lr", "5e-5"], capsys)  # fmt: skip
     assert out["steps"] == 10 and out["steps_per_epoch"] == 5 and out["epochs"] == 2
     assert out["groups"] == ["textencoder", "unet"] and out["lrs"] == [5e-5, 1e-4]
     assert out["schedules"][0]["epoch_means"] == pytest.approx([0.9, 0.65])
-    cli.main(["preview", "--lr_scheduler", "linear_floor", "--lr_scheduler_min_value", "0.5", "--max_train_epochs", "2",
+    cli.main(["preview", "--lr_scheduler", "linear_floor", "--lr_scheduler_min_value", "0.5", "--max_train_epochs", "2", "--network_module=networks.lora",
               "--steps_per_epoch", "5", "--unet_lr", "1e-4", "--text_encoder_lr", "5e-5"])  # fmt: skip
     text = capsys.readouterr().out
     assert "epoch 1 mean LR" in text and "4.500e-05 / 9.000e-05" in text  # both groups, TE first
