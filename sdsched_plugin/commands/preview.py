@@ -135,13 +135,13 @@ def curve_of(request: arguments.Request, num_processes: int, total: int):
     )
 
 
-def variants(args, compare: str | None) -> list[tuple[str | None, argparse.Namespace, set[str]]]:
+def variants(args, compare: str | None) -> list[tuple[str | None, set[str], argparse.Namespace]]:
     """The main schedule and each ``--compare`` entry (``NAME[:key=value...]``), as the
-    arguments training would get, with the keys the entry gives. In a comparison a stock name
+    keys the entry gives and the arguments training would get. In a comparison a stock name
     shows the stock curve (floored only with ``:min_value=...``); sd-scripts' own keys
     (``min_lr_ratio``, ``lr_end``, ``num_cycles``, ...) go where training reads them. Values are
     read (and refused) where every schedule's are: ``arguments.read_schedule``."""
-    result = [(None, argparse.Namespace(**vars(args)), set())]
+    result = [(None, set(), argparse.Namespace(**vars(args)))]
     for entry in filter(None, (part.strip() for part in split_outside_quotes(compare or "", ","))):
         prefix = arguments.HOOK_PREFIX if entry.startswith(arguments.HOOK_PREFIX) else ""  # its own ':' is no separator
         name, *pairs = split_outside_quotes(entry[len(prefix) :], ":")
@@ -173,7 +173,7 @@ def variants(args, compare: str | None) -> list[tuple[str | None, argparse.Names
                 setattr(variant, key, value)
             else:
                 variant.lr_scheduler_args.append(pair)
-        result.append((entry, variant, keys))
+        result.append((entry, keys, variant))
     return result
 
 
@@ -227,7 +227,7 @@ def schedules(args, run: Run, compare: str | None = None) -> list[Schedule]:
     """The main schedule and each ``--compare`` entry, each read once into a Request (the run's
     steps known by now) and drawn from it; an entry's mistake is said of that entry."""
     result = []
-    for entry, variant, keys in variants(args, compare):
+    for entry, keys, variant in variants(args, compare):
         variant.max_train_steps, variant.max_train_epochs = run.steps, None
         try:
             result.append(schedule_of(arguments.read_schedule(variant, pure=True), run, entry))
