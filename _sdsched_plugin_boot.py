@@ -38,13 +38,23 @@ MAIN_SCRIPTS = {"hv_train_network": ("argparse", ("sdsched_plugin.hosts.musubi",
 OFF_SWITCH = "SDSCHED_PLUGIN_DISABLE"
 
 
+# The failures already reported in this process. A broken install (the package half removed, a
+# dependency missing) fails the same way for every host module the hook sees: sd-scripts alone
+# imports two of them, so the user would read the same line twice. Said once, it is one problem.
+_reported = set()
+
+
 def run_hook(fullname, module):
-    """Patch ``module``; any failure is one line on stderr, never an exception into the host."""
+    """Patch ``module``; any failure is one line on stderr, never an exception into the host,
+    and the same failure is one line per process whatever number of modules it hits."""
     hook_module, hook_name = HOOKS[fullname]
     try:
         __import__(hook_module)
         getattr(sys.modules[hook_module], hook_name)(module)
     except Exception as error:
+        if repr(error) in _reported:
+            return
+        _reported.add(repr(error))
         sys.stderr.write(
             f"sdsched-plugin: could not patch {fullname} ({error!r}); training goes on without the "
             f"floored schedulers. Set {OFF_SWITCH}=1 to switch the plugin off.\n"

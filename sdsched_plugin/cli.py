@@ -4,15 +4,17 @@
 flags, its ``--config_file`` TOML (kohya_ss GUI configs included; flags override it), or the
 whole training command after ``--`` (``-- accelerate launch --num_processes=2 ...
 train_network.py --config_file=...``). Where sd-scripts is importable (the script's folder,
-``SD_SCRIPTS_DIR`` or the current folder) the command is parsed by the script's own
-``setup_parser()`` and the dataset counted by sd-scripts' own code (``sd_scripts``); otherwise
-from sdsched's reading of the flags and the folder layout (``run.layout``).
+``SD_SCRIPTS_DIR`` or the current folder) the command, or the flag list as the command of
+train_network.py (``--script``), is parsed by the script's own ``setup_parser()`` and the
+dataset counted by sd-scripts' own code (``sd_scripts``); otherwise from sdsched's reading of
+the flags (the others listed as ignored) and the folder layout (``run.layout``).
 
 It prints the run (steps per epoch and in total, the base LR of each param group), each
 schedule's key steps with their epochs, the mean multiplier, the factor to match
 ``constant``, each epoch's mean LR and warnings for the usual traps; ``--compare`` adds
 schedules, ``--plot`` draws them, ``--json`` (``--trace``: every update's multiplier) prints
-the numbers for other programs. Flags and TOML without a dataset never import torch.
+the numbers for other programs. Flags and TOML read by sdsched, without a dataset, never
+import torch.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import contextlib
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
@@ -152,6 +155,9 @@ def add_preview_flags(parser: argparse.ArgumentParser) -> None:
     add("--plot_size", type=_plot_size, default=(1200, 600), help="plot size in pixels WxH / グラフのサイズ")
     add("--json", action="store_true", help="print JSON / JSON で出力")
     add("--trace", action="store_true", help="with --json: every update's multiplier / 全ステップの倍率を出力")
+    add("--script", default=None, metavar="SCRIPT.py",
+        help="the sd-scripts training script whose parser reads a flag list (default train_network.py; sd-scripts found"
+             " in SD_SCRIPTS_DIR or the current folder) / フラグを読む学習スクリプト")
     add("--architecture", default=None, help="musubi-tuner: the architecture of its latent caches (hv, wan, fp, qi, qie, ...) / キャッシュのアーキテクチャ")
 
 
@@ -162,6 +168,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     commands = parser.add_subparsers(dest="command", required=True)
     preview_parser = commands.add_parser(
         "preview",
+        allow_abbrev=False,  # a flag list holds sd-scripts' flags: --text_encoder is not --text_encoder_lr
         help="show the schedule your sd-scripts flags give / スケジュールを表示",
         usage="sdsched preview [preview flags] [sd-scripts flags]  |  sdsched preview [preview flags] -- TRAINING COMMAND",
         epilog="e.g. sdsched preview -- accelerate launch --num_processes=2 train_network.py --config_file=config.toml",
@@ -174,7 +181,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
 
 
 def preview_only_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sdsched preview", add_help=False)
+    parser = argparse.ArgumentParser(prog="sdsched preview", add_help=False, allow_abbrev=False)
     add_preview_flags(parser)
     return parser
 
@@ -217,72 +224,173 @@ def host_output(json_out: bool):
         yield
 
 
-def read_run(argv: list[str]):
-    """(preview flags, training arguments, processes, where they were read, the dataset's count)
-    from either form. Errors exit 2 through the parser that read the flag."""
-    own, training = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, None)
-    if training is None:
-        parser, args = parse(["preview", *own])
-        flags = preview_only_parser().parse_known_args(own)[1]
-        folder = command.find_sd_scripts() if has_dataset(args) and args.steps_per_epoch is None else None
-        processes = args.num_processes or 1
-        if folder is None:
-            return parser, args, args, processes, "flags", None
-        script = command.TrainingCommand(folder / "train_network.py", flags, processes, [], "--num_processes")
-    else:
+@dataclass
+class ReadRun:
+    """A run as the preview read it, from either form."""
+
+    parser: argparse.ArgumentParser  # the parser whose usage an error shows (exit 2)
+    flags: argparse.Namespace  # the preview's own flags
+    args: argparse.Namespace  # the training's arguments
+    num_processes: int
+    read_by: str  # where the arguments were read, for the output
+    count: object = None  # the dataset's steps.RunCount, when it was counted
+
+
+SD_SCRIPTS_HINT = (
+    "run the preview in the sd-scripts folder, or set SD_SCRIPTS_DIR=/path/to/sd-scripts, to read every flag with"
+    " the training script's own parser / sd-scripts のフォルダで実行するか SD_SCRIPTS_DIR を設定すると、すべての"
+    "フラグを学習スクリプト自身のパーサーで読みます"
+)
+
+
+def read_run(argv: list[str]) -> ReadRun:
+    """The run from either form: a flag list (``sdsched preview [flags]``) or a training command
+    after ``--``. Where sd-scripts is found, both are read by the training script's own parser;
+    otherwise by sdsched's reading of the flags that shape the schedule. Errors exit 2 through
+    the parser that read the flag."""
+    if "--" in argv:
+        own, training = argv[: argv.index("--")], argv[argv.index("--") + 1 :]
         parser = preview_only_parser()
-        args = parser.parse_args(own)
+        flags = parser.parse_args(own)
         try:
             script = command.read_command(training)
         except options.OptionError as error:
             parser.error(str(error))
-        if args.num_processes:
-            script = command.TrainingCommand(script.script, script.script_args, args.num_processes, script.launcher, "--num_processes")
-        folder = None if command.is_musubi(script.script) else command.find_sd_scripts(script.script)
-        if folder is None:  # sdsched's own reading: a pasted command has flags we do not know
-            _, fallback = build_parser()
-            training_args = with_config(fallback, script.script_args, known_only=True)
-            if "network" not in script.script.name or command.is_musubi(script.script):  # one param group
-                training_args.network_module = None
-            if command.is_musubi(script.script):
-                count = None
-                if training_args.dataset_config and args.steps_per_epoch is None:
-                    from .run import musubi as musubi_count
+    else:
+        flags, rest = preview_only_parser().parse_known_args(argv)
+        script = bare_command(flags, rest)
+        if script is None:
+            return read_flags(argv)
+    if flags.num_processes:
+        script = command.TrainingCommand(script.script, script.script_args, flags.num_processes, script.launcher, "--num_processes")
+    folder = None if command.is_musubi(script.script) else command.find_sd_scripts(script.script)
+    if folder is None:
+        return read_without_sd_scripts(flags, script)
+    return read_with_sd_scripts(flags, script, folder)
 
-                    architecture = args.architecture or command.musubi_architecture(script.script)
-                    try:
-                        count = musubi_count.count_musubi(training_args, script.num_processes, architecture)
-                    except options.OptionError as error:
-                        parser.error(str(error))
-                    training_args.train_data_dir = training_args.dataset_config = None  # counted: not an sd-scripts dataset
-                return fallback, args, training_args, script.num_processes, f"{script.script.name} (musubi-tuner, read by sdsched)", count
-            return fallback, args, training_args, script.num_processes, f"{script.script.name} (read by sdsched: sd-scripts not found)", None
+
+def bare_command(flags: argparse.Namespace, rest: list[str]) -> command.TrainingCommand | None:
+    """A flag list as the command it is part of, where sd-scripts is found: the script of
+    ``--script``, or the one the list names (a command pasted without ``--``), else
+    train_network.py. None where sd-scripts is not found (sdsched reads the flags itself)."""
+    if rest and not rest[0].startswith("-") and any(token.lower().endswith(".py") for token in rest):
+        return command.read_command(rest)
+    script = Path(flags.script or "train_network.py")
+    folder = command.find_sd_scripts(script if script.parent != Path(".") else None)
+    if folder is None:
+        if flags.script:
+            preview_only_parser().error(f"--script: {flags.script}: sd-scripts not found; {SD_SCRIPTS_HINT}")
+        return None
+    return command.TrainingCommand(folder / script.name, rest, flags.num_processes or 1, [], "--num_processes")
+
+
+def read_flags(argv: list[str]) -> ReadRun:
+    """sdsched's own reading of a flag list (sd-scripts not found): the flags that shape the
+    schedule and the step count, strict; the other sd-scripts flags listed once as ignored;
+    a flag sd-scripts does not have is an error."""
+    _, parser = build_parser()
+    ignored = ignored_flags(parser, parser.parse_known_args(argv)[1])
+    args = with_config(parser, argv, known_only=True)
+    if ignored:
+        print(f"sdsched preview: ignored (sd-scripts not found; they do not shape the schedule): {', '.join(ignored)}; {SD_SCRIPTS_HINT}", file=sys.stderr)
+    return ReadRun(parser, args, args, args.num_processes or 1, "flags")
+
+
+def ignored_flags(parser: argparse.ArgumentParser, unknown: list[str]) -> list[str]:
+    """The sd-scripts flags among ``unknown`` (argparse's leftovers: flags with their values);
+    an error, with the close names, for one that sd-scripts does not have either."""
+    names, known = [], sd_scripts_flags()
+    for token in unknown:
+        if not token.startswith("-"):
+            if not names:  # a value with no flag before it
+                parser.error(f"unrecognized arguments: {token}")
+            continue
+        name = token.partition("=")[0]
+        if name not in known:
+            import difflib
+
+            close = difflib.get_close_matches(name, sorted(known | set(parser._option_string_actions)), n=3, cutoff=0.7)
+            hint = f"; did you mean: {', '.join(close)}?" if close else "; it is no flag of sd-scripts' training scripts / sd-scripts のフラグではありません"
+            parser.error(f"unrecognized arguments: {token}{hint}")
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def sd_scripts_flags() -> set[str]:
+    """sd-scripts' flags, from the list that ships with the package (sd_scripts_flags.txt)."""
+    text = (Path(__file__).parent / "sd_scripts_flags.txt").read_text(encoding="utf-8")
+    return {line.strip() for line in text.splitlines() if line.startswith("--")}
+
+
+def read_without_sd_scripts(flags: argparse.Namespace, script: command.TrainingCommand) -> ReadRun:
+    """A pasted command where sd-scripts is not importable: sdsched's reading (the command has
+    flags we do not know), and musubi-tuner's dataset config counted from its caches."""
+    _, fallback = build_parser()
+    args = with_config(fallback, script.script_args, known_only=True)
+    musubi = command.is_musubi(script.script)
+    if "network" not in script.script.name or musubi:  # one param group
+        args.network_module = None
+    if not musubi:
+        return ReadRun(fallback, flags, args, script.num_processes, f"{script.script.name} (read by sdsched: sd-scripts not found)")
+    count = None
+    if args.dataset_config and flags.steps_per_epoch is None:
+        from .run import musubi as musubi_count
+
+        architecture = flags.architecture or command.musubi_architecture(script.script)
+        try:
+            count = musubi_count.count_musubi(args, script.num_processes, architecture)
+        except options.OptionError as error:
+            fallback.error(str(error))
+        args.train_data_dir = args.dataset_config = None  # counted: not an sd-scripts dataset
+    return ReadRun(fallback, flags, args, script.num_processes, f"{script.script.name} (musubi-tuner, read by sdsched)", count)
+
+
+def check_config_file(parser: argparse.ArgumentParser, script_args: list[str]) -> None:
+    """The script's --config_file, read first: sd-scripts stops on a missing one with exit 1 and a
+    log line, and on a malformed one with a traceback; here both are one line naming the file."""
+    reader = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    reader.add_argument("--config_file", default=None)
+    path = reader.parse_known_args(script_args)[0].config_file
+    if path:
+        try:  # the name as sd-scripts completes it
+            load_toml(path if path.endswith(".toml") else path + ".toml")
+        except ConfigError as error:
+            parser.error(str(error))
+
+
+def read_with_sd_scripts(flags: argparse.Namespace, script: command.TrainingCommand, folder: Path) -> ReadRun:
+    """The command as the training script reads it (its own parser and TOML reading), and its
+    dataset counted by sd-scripts' own code."""
     from .run import sd_scripts  # sd-scripts' own parser and dataset code: imports what it imports
 
-    with host_output(args.json):
-        training_args, module = sd_scripts.read_training_args(folder / script.script.name, script.script_args, script.num_processes)
+    parser = preview_only_parser()
+    check_config_file(parser, script.script_args)
+    with host_output(flags.json):
+        args, module = sd_scripts.read_training_args(folder / script.script.name, script.script_args, script.num_processes)
         count = None
-        if has_dataset(training_args) and args.steps_per_epoch is None:
+        if has_dataset(args) and flags.steps_per_epoch is None:
             try:
-                count = sd_scripts.count_run(training_args, script.num_processes, trainer=sd_scripts.trainer_of(module))
+                count = sd_scripts.count_run(args, script.num_processes, trainer=sd_scripts.trainer_of(module))
             except options.OptionError as error:
                 parser.error(str(error))
-    return parser, args, training_args, script.num_processes, f"{script.script.name} (sd-scripts at {folder})", count
+    return ReadRun(parser, flags, args, script.num_processes, f"{script.script.name} (sd-scripts at {folder})", count)
 
 
 def compute(argv: list[str]) -> dict:
-    parser, flags, args, processes, source, count = read_run(argv)
+    read = read_run(argv)
+    args, flags, count = read.args, read.flags, read.count
     try:
         if count is None and has_dataset(args) and flags.steps_per_epoch is None:
             from .run import layout
 
-            count = layout.count(args, processes)
-        run = preview.run_of(args, processes, count, flags.steps_per_epoch)
+            count = layout.count(args, read.num_processes)
+        run = preview.run_of(args, read.num_processes, count, flags.steps_per_epoch)
         shown = preview.schedules(args, run, flags.compare)
         warnings = preview.warnings_of(args, run, shown)
     except (options.OptionError, registry.RegistryError) as error:
-        parser.error(str(error))
-    return result_of(run, shown, warnings, source)
+        read.parser.error(str(error))
+    return result_of(run, shown, warnings, read.read_by)
 
 
 def result_of(run: preview.Run, shown: list, warnings: list[str], source: str) -> dict:

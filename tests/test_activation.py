@@ -117,6 +117,22 @@ def test_a_failing_hook_prints_one_line_and_never_stops_python(wheel_venv, tmp_p
     assert out.stderr.startswith("sdsched-plugin: could not patch fakehost") and "SDSCHED_PLUGIN_DISABLE=1" in out.stderr
 
 
+def test_a_broken_install_is_one_line_per_process_whatever_it_hooks(wheel_venv, tmp_path):
+    """A package that fails to import (half removed, a dependency missing) fails the hook of
+    every host module alike: sd-scripts' train_util and config_util, and a reload of one, give
+    one line, not one per module."""
+    shadow = tmp_path / "sdsched_plugin"  # first on sys.path: the plugin's package, broken
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text("raise ImportError('simulated broken install')\n")
+    code = "import importlib, library.train_util, library.config_util as c; importlib.reload(c); print('trained on')"
+    out = run(wheel_venv, code, PYTHONPATH=os.pathsep.join([str(tmp_path), str(HOST_DIR)]))
+    assert out.returncode == 0 and out.stdout.strip() == "trained on", out.stderr
+    assert out.stderr.splitlines() == [
+        "sdsched-plugin: could not patch library.train_util (ImportError('simulated broken install')); training goes on"
+        " without the floored schedulers. Set SDSCHED_PLUGIN_DISABLE=1 to switch the plugin off."
+    ]
+
+
 def test_a_host_already_imported_is_patched_at_once(wheel_venv):
     code = "import sys; sys.path.insert(0, %r); import library.train_util as t; import _sdsched_plugin_boot as b; from sdsched_plugin.hosts import sd_scripts; sd_scripts.uninstall(); print(sd_scripts.is_installed(t)); b.activate(); print(sd_scripts.is_installed(t))" % str(HOST_DIR)
     out = run(wheel_venv, code)

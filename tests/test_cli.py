@@ -1,9 +1,11 @@
 """The ``sdsched`` command: numbers, TOML, --compare, --json, --plot, errors."""
 
 import json
+import os
 from pathlib import Path
 import math
 import struct
+import subprocess
 import sys
 
 import pytest
@@ -86,7 +88,7 @@ def test_compare_puts_schedules_side_by_side(capsys):
 
 
 def test_json_has_every_number(capsys):
-    out = preview_json(["--lr_scheduler", "linear_floor", "--lr_scheduler_min_value", "0.5", "--max_train_steps", "10",
+    out = preview_json(["--lr_scheduler", "linear_floor", "--lr_scheduler_min_value", "0.5", "--max_train_steps", "10", "--network_module=networks.lora",
                         "--learning_rate", "1e-4", "--text_encoder_lr", "5e-5", "--steps_per_epoch", "5"], capsys)  # fmt: skip
     assert out["steps"] == 10 and out["lrs"] == [5e-5, 1e-4]  # text encoder first, as sd-scripts builds them
     schedule = out["schedules"][0]
@@ -121,20 +123,34 @@ def test_reads_a_kohya_gui_config_and_flags_override_it():
     assert len(schedule["summary"].epoch_means) == 10
 
 
-def test_malformed_toml_names_the_file_and_line(tmp_path, capsys):
+@pytest.fixture(params=["sdsched reads", "sd-scripts reads"])
+def reader(request, monkeypatch, tmp_path):
+    """Run a test with the flags read by sdsched (no sd-scripts in reach) and by the training
+    script (SD_SCRIPTS_DIR: the stand-in, or the real checkout it names)."""
+    monkeypatch.chdir(tmp_path)
+    if request.param == "sd-scripts reads":
+        monkeypatch.setenv("SD_SCRIPTS_DIR", os.environ.get("SD_SCRIPTS_DIR") or str(Path(__file__).parent / "standin"))
+    else:
+        monkeypatch.delenv("SD_SCRIPTS_DIR", raising=False)
+    return request.param
+
+
+@pytest.mark.parametrize("command", [[], ["--", "train_network.py"]], ids=["flags", "command"])
+def test_malformed_toml_names_the_file_and_line(reader, command, tmp_path, capsys):
     config = tmp_path / "broken.toml"
     config.write_text('lr_scheduler = "cosine"\nlr_warmup_steps = = 3\n')
     with pytest.raises(SystemExit) as caught:
-        cli.main(["preview", "--config_file", str(config)])
+        cli.main(["preview", *command, "--config_file", str(config)])
     assert caught.value.code == 2
     err = capsys.readouterr().err
-    assert str(config) in err and "line 2" in err
+    assert str(config) in err and "line 2" in err and "Traceback" not in err
 
 
-def test_missing_toml_is_named(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        cli.main(["preview", "--config_file", str(tmp_path / "nope.toml")])
-    assert "nope.toml not found" in capsys.readouterr().err
+@pytest.mark.parametrize("command", [[], ["--", "train_network.py"]], ids=["flags", "command"])
+def test_missing_toml_is_named(reader, command, tmp_path, capsys):
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["preview", *command, "--config_file", str(tmp_path / "nope.toml")])
+    assert caught.value.code == 2 and "nope.toml not found" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -152,6 +168,36 @@ def test_bad_input_gets_the_training_messages(argv, detail, capsys):
         cli.main(["preview", *argv])
     assert caught.value.code == 2
     assert detail in capsys.readouterr().err
+
+
+COMPARE_MISTAKES = [
+    ("cosin", "--compare cosin: unknown schedule 'cosin'. Did you mean: cosine, cosine_floor? Known: constant,"),
+    ("cosine_floor:min_value=2",
+     "--compare cosine_floor:min_value=2 min_value: got '2'; allowed: a number from 0 to 1, e.g. 0.5 / 指定値 '2' は使えません。"
+     "0 から 1 までの数値を指定してください(例: 0.5)"),
+    ("cosine,cosine_with_restarts_floor:min_value=0.3:cycle_decay=2",
+     "--compare cosine_with_restarts_floor:min_value=0.3:cycle_decay=2 cycle_decay: got '2'; allowed: a number > 0 and <= 1"),
+    ("sdsched_plugin:cosine_flor", "--compare sdsched_plugin:cosine_flor: unknown schedule 'cosine_flor'. Did you mean: cosine_floor,"),
+    ("cosine_floor:bogus=1", "--compare cosine_floor:bogus=1: got 'bogus=1'; allowed: key=value with a key from: min_value,"),
+    ("polynomial:lr_end=1", "--compare polynomial:lr_end=1 lr_end: got 1; allowed: below the learning rate (0.0001)"),
+    ("cosine_with_min_lr", "--compare cosine_with_min_lr min_lr_ratio: missing; a ratio for cosine_with_min_lr"),
+    # the value is the command line's, the mistake is the entry's: both are named
+    ("constant", "--compare constant (with --lr_warmup_steps): got 10; allowed: 0 with constant"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("compare, message", COMPARE_MISTAKES, ids=[c for c, _ in COMPARE_MISTAKES])
+def test_compare_mistakes_blame_the_entry_not_the_flags(compare, message):
+    """The main schedule is right; the --compare entry is wrong: the error says which entry, in
+    one line (English / 日本語), exit 2, no traceback, never --lr_scheduler / --lr_scheduler_min_value."""
+    argv = ["preview", "--lr_scheduler=cosine_with_restarts_floor", "--lr_scheduler_min_value=0.5", "--max_train_steps=100",
+            "--lr_warmup_steps=10", "--learning_rate=1e-4", f"--compare={compare}"]  # fmt: skip
+    process = subprocess.run([sys.executable, "-m", "sdsched_plugin.cli", *argv], capture_output=True, text=True, timeout=120)
+    assert process.returncode == 2 and process.stdout == ""
+    lines = process.stderr.splitlines()
+    assert lines[0].startswith("usage: sdsched preview") and "Traceback" not in process.stderr
+    assert lines[-1].startswith(f"sdsched preview: error: {message}"), lines[-1]
+    assert " / " in lines[-1] and "--lr_scheduler:" not in lines[-1] and "--lr_scheduler_min_value:" not in lines[-1]
 
 
 def png_size(path):
@@ -176,3 +222,36 @@ def test_plot_without_matplotlib_says_how_to_get_it(tmp_path, capsys, monkeypatc
     assert caught.value.code == 2
     assert "pip install 'sdsched-plugin[plot]'" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_one_reading_serves_training_and_the_preview(sd_parse, monkeypatch):
+    """read_schedule reads the flags once into a Request: training's read_request is its floored
+    answer, the preview draws every kind from it, and each schedule's --lr_scheduler_args are
+    parsed once, by the meaning of that schedule."""
+    from sdsched_plugin.commands import preview
+    from sdsched_plugin.schedule import arguments, options, stock
+
+    args = sd_parse(["--lr_scheduler=cosine", "--lr_scheduler_args", "min_value=0.3", "--max_train_steps=10", "--learning_rate=1e-4"])
+    floored = arguments.read_schedule(args, pure=True)
+    assert (floored.kind, floored.label, floored.values) == ("floored", "cosine (floored)", {"min_value": 0.3})
+    assert arguments.read_request(args).values == floored.values
+    own = arguments.read_schedule(sd_parse(["--lr_scheduler=cosine_with_min_lr", "--lr_scheduler_min_lr_ratio=0.1"]), pure=True)
+    assert own.kind == "stock" and own.stock["min_lr_ratio"] == 0.1 and own.stock["scheduler_kwargs"] == {}
+    assert arguments.read_request(sd_parse(["--lr_scheduler=cosine_with_min_lr", "--lr_scheduler_min_lr_ratio=0.1"])) is None
+
+    parsed = []
+    for module, name in ((options, "parse_key_values"), (stock, "parse_scheduler_args")):
+        original = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda tokens, *rest, _o=original, _n=name: parsed.append((_n, list(tokens))) or _o(tokens, *rest))
+    run = preview.Run(10, None)
+    shown = preview.schedules(args, run, "polynomial:lr_end=1e-6,cosine_floor:min_value=0.2")
+    assert [s.label for s in shown] == ["cosine (floored)", "polynomial:lr_end=1e-6", "cosine_floor:min_value=0.2"]
+    assert [s.multipliers[5] for s in shown] == [0.3 + 0.7 * 0.5, ((1e-4 - 1e-6) * 0.5**1.0 + 1e-6) / 1e-4, 0.2 + 0.8 * 0.5]
+    assert parsed == [
+        ("parse_scheduler_args", []),  # --optimizer_args, for the optimizer's own schedules
+        ("parse_key_values", ["min_value=0.3"]),
+        ("parse_scheduler_args", []),
+        ("parse_scheduler_args", ["lr_end=1e-6"]),
+        ("parse_scheduler_args", []),
+        ("parse_key_values", []),
+    ]

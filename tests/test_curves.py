@@ -3,7 +3,7 @@
 Every pure curve equals, at every step (past the end too), the lambda of the diffusers or
 transformers function it mirrors: same type, same float, same sign of zero (1 is not
 1.0, 0 is not 0.0 nor -0.0), over a few hundred random settings each. The pure
-floored specs equal the torch classes, and ``sd_scripts_stock`` equals the scheduler that
+floored specs equal the torch classes, and ``stock.sd_scripts_stock`` equals the scheduler that
 sd-scripts' ``get_scheduler_fix`` builds (the stand-in, or a real checkout with
 ``SD_SCRIPTS_DIR``), processes and ratio warmups/decays included.
 """
@@ -19,7 +19,7 @@ import torch
 from diffusers import optimization as diffusers_optimization
 from transformers import optimization as transformers_optimization
 
-from sdsched_plugin.schedule import curves, options, specs
+from sdsched_plugin.schedule import curves, options, specs, stock
 from sdsched_plugin.schedule import schedulers
 
 SETTINGS = 200  # random settings per curve
@@ -299,7 +299,7 @@ def sd_args(**values):
 
 
 def pure_from(args, num_processes):
-    return curves.sd_scripts_stock(
+    return stock.sd_scripts_stock(
         args.lr_scheduler,
         num_training_steps=args.max_train_steps * num_processes,
         lr_warmup_steps=args.lr_warmup_steps,
@@ -308,7 +308,7 @@ def pure_from(args, num_processes):
         power=args.lr_scheduler_power,
         timescale=args.lr_scheduler_timescale,
         min_lr_ratio=args.lr_scheduler_min_lr_ratio,
-        scheduler_kwargs=curves.parse_scheduler_args(args.lr_scheduler_args),
+        scheduler_kwargs=stock.parse_scheduler_args(args.lr_scheduler_args),
         lr_init=args.learning_rate,
     )
 
@@ -357,7 +357,7 @@ def real_from(train_util, args, num_processes):
     return train_util.get_scheduler_fix(args, optimizer, num_processes)
 
 
-@pytest.mark.parametrize("name", curves.SD_SCRIPTS_NAMES)
+@pytest.mark.parametrize("name", stock.SD_SCRIPTS_NAMES)
 def test_sd_scripts_stock_is_what_get_scheduler_fix_builds(train_util, name):
     """Processes, ratio warmups and decays, num_cycles / 2, the --lr_scheduler_args keywords:
     the same multipliers as the LambdaLR sd-scripts builds, or refused where sd-scripts fails."""
@@ -416,17 +416,17 @@ def test_what_sd_scripts_refuses_is_refused_naming_the_flag(train_util):
         assert message.startswith((f"{flag}: got ", f"{flag}: missing; ")), (values, message)
         assert " / " in message and ("指定値" in message or "指定がありません" in message), message  # both languages
     unknown = str(pytest.raises(options.OptionError, pure_from, sd_args(lr_scheduler="cosin"), 1).value)
-    assert all(name in unknown for name in curves.SD_SCRIPTS_NAMES)
+    assert all(name in unknown for name in stock.SD_SCRIPTS_NAMES)
     plateau = str(pytest.raises(options.OptionError, pure_from, sd_args(lr_scheduler="reduce_lr_on_plateau"), 1).value)
     assert "follows a metric" in plateau
 
 
 def test_settings_show_what_the_library_function_receives():
-    settings, _ = curves.sd_scripts_stock(
+    settings, _ = stock.sd_scripts_stock(
         "cosine_with_min_lr", num_training_steps=200, lr_warmup_steps=0.1, num_cycles=3, min_lr_ratio=0.2
     )
     assert settings == {"name": "cosine_with_min_lr", "num_warmup_steps": 20, "num_training_steps": 200, "num_cycles": 1.5, "min_lr_rate": 0.2}
-    settings, _ = curves.sd_scripts_stock(
+    settings, _ = stock.sd_scripts_stock(
         "warmup_stable_decay", num_training_steps=100, lr_warmup_steps=10, lr_decay_steps=0.3, scheduler_kwargs={"decay_type": "linear"}
     )
     assert settings == {
@@ -439,41 +439,41 @@ def test_settings_show_what_the_library_function_receives():
         "min_lr_ratio": 0.0,
         "num_cycles": 0.5,
     }
-    settings, curve = curves.sd_scripts_stock("polynomial", num_training_steps=10, lr_init=1e-4)
+    settings, curve = stock.sd_scripts_stock("polynomial", num_training_steps=10, lr_init=1e-4)
     assert settings["lr_end"] == 1e-7 and settings["lr_init"] == 1e-4
     assert curve(10) == (1e-4 - 1e-7) * 0.0**1 / 1e-4 + 1e-7 / 1e-4
 
 
 def test_parse_scheduler_args_reads_like_sd_scripts():
-    assert curves.parse_scheduler_args(["lr_end=1e-6", "decay_type='linear'", 'step_rules="1:10,0.1"']) == {
+    assert stock.parse_scheduler_args(["lr_end=1e-6", "decay_type='linear'", 'step_rules="1:10,0.1"']) == {
         "lr_end": 1e-6,
         "decay_type": "linear",
         "step_rules": "1:10,0.1",
     }
-    assert curves.parse_scheduler_args(None) == {}
+    assert stock.parse_scheduler_args(None) == {}
     for bad, hint in (("decay_type=linear", 'decay_type="linear"'), ("a=1=2", "one '='"), ("lr_end", "one '='")):
-        message = str(pytest.raises(options.OptionError, curves.parse_scheduler_args, [bad]).value)
+        message = str(pytest.raises(options.OptionError, stock.parse_scheduler_args, [bad]).value)
         assert message.startswith("--lr_scheduler_args: got ") and hint in message, message
 
 
 def test_the_optimizer_sets_the_lr_for_schedule_free_and_adafactor():
-    assert "schedule-free" in curves.optimizer_sets_lr("cosine", "AdamWScheduleFree")
-    assert "Adafactor" in curves.optimizer_sets_lr("cosine", "Adafactor")
-    assert curves.optimizer_sets_lr("cosine", "Adafactor", {"relative_step": False}) is None
-    assert curves.optimizer_sets_lr("cosine", "Adafactor", {"relative_step": False, "warmup_init": True})
-    assert "adafactor:1e-3" in curves.optimizer_sets_lr("adafactor:1e-3", "Adafactor", {"relative_step": False})
-    assert curves.optimizer_sets_lr("cosine", "AdamW") is None
-    assert curves.optimizer_sets_lr("adafactor:1e-3", "AdamW", lr_scheduler_type="sdsched_plugin.CosineFloor") is None
+    assert "schedule-free" in stock.optimizer_sets_lr("cosine", "AdamWScheduleFree")
+    assert "Adafactor" in stock.optimizer_sets_lr("cosine", "Adafactor")
+    assert stock.optimizer_sets_lr("cosine", "Adafactor", {"relative_step": False}) is None
+    assert stock.optimizer_sets_lr("cosine", "Adafactor", {"relative_step": False, "warmup_init": True})
+    assert "adafactor:1e-3" in stock.optimizer_sets_lr("adafactor:1e-3", "Adafactor", {"relative_step": False})
+    assert stock.optimizer_sets_lr("cosine", "AdamW") is None
+    assert stock.optimizer_sets_lr("adafactor:1e-3", "AdamW", lr_scheduler_type="sdsched_plugin.CosineFloor") is None
     with pytest.raises(options.OptionError, match="--lr_scheduler: got 'adafactor:1e-3'.*--optimizer_type=Adafactor"):
-        curves.optimizer_sets_lr("adafactor:1e-3", "AdamW")
+        stock.optimizer_sets_lr("adafactor:1e-3", "AdamW")
     with pytest.raises(options.OptionError, match="--lr_scheduler: got 'adafactor:1e-3'"):
-        curves.sd_scripts_stock("adafactor:1e-3", num_training_steps=10)
+        stock.sd_scripts_stock("adafactor:1e-3", num_training_steps=10)
 
 
 def test_the_pure_layer_imports_no_torch_diffusers_or_transformers():
     code = (
-        "import sys; from sdsched_plugin.schedule import curves, specs, cycles, floor, options;"
-        " s, c = curves.sd_scripts_stock('warmup_stable_decay', num_training_steps=100, lr_warmup_steps=0.1, lr_decay_steps=0.2);"
+        "import sys; from sdsched_plugin.schedule import curves, specs, stock, cycles, floor, options;"
+        " s, c = stock.sd_scripts_stock('warmup_stable_decay', num_training_steps=100, lr_warmup_steps=0.1, lr_decay_steps=0.2);"
         " [c(i) for i in range(100)];"
         " spec = specs.CosineWithRestartsFloorSpec; f = spec.pure_curve(spec.settings(num_training_steps=100, min_value=0.1, num_cycles=3, cycle_decay=0.5));"
         " [f(i) for i in range(100)];"

@@ -102,12 +102,13 @@ def test_groups_left_out_as_sd_scripts_leaves_them_out():
 
 
 def test_unet_and_text_encoder_lrs_in_sd_scripts_order_with_each_epoch_mean(capsys):
-    out = json_of(["--lr_scheduler", "linear_floor", "--lr_scheduler_min_value", "0.5", "--max_train_epochs", "2",
+    # a LoRA (with sd-scripts found, train_network.py reads the flags: no default network module there)
+    out = json_of(["--lr_scheduler", "linear_floor", "--lr_scheduler_min_value", "0.5", "--max_train_epochs", "2", "--network_module=networks.lora",
                    "--steps_per_epoch", "5", "--unet_lr", "1e-4", "--text_encoder_lr", "5e-5"], capsys)  # fmt: skip
     assert out["steps"] == 10 and out["steps_per_epoch"] == 5 and out["epochs"] == 2
     assert out["groups"] == ["textencoder", "unet"] and out["lrs"] == [5e-5, 1e-4]
     assert out["schedules"][0]["epoch_means"] == pytest.approx([0.9, 0.65])
-    cli.main(["preview", "--lr_scheduler", "linear_floor", "--lr_scheduler_min_value", "0.5", "--max_train_epochs", "2",
+    cli.main(["preview", "--lr_scheduler", "linear_floor", "--lr_scheduler_min_value", "0.5", "--max_train_epochs", "2", "--network_module=networks.lora",
               "--steps_per_epoch", "5", "--unet_lr", "1e-4", "--text_encoder_lr", "5e-5"])  # fmt: skip
     text = capsys.readouterr().out
     assert "epoch 1 mean LR" in text and "4.500e-05 / 9.000e-05" in text  # both groups, TE first
@@ -247,3 +248,68 @@ def test_the_pasted_command_counts_the_dataset(tmp_path):
     out = json.loads(process.stdout)
     assert out["steps"] == 3 * 9 and out["num_processes"] == 2  # 3 * ceil(18 / 2)
     assert out["dataset"]["source"] == ("sd-scripts" if os.environ.get("SD_SCRIPTS_DIR") else "folder layout")
+
+
+# --- a bare flag list is a command --------------------------------------------------------------
+
+# the flag list of a LoRA training command, as pasted from it: flags that shape the schedule and flags that do not
+LORA_FLAGS = ["--pretrained_model_name_or_path=model.safetensors", "--network_module=networks.lora", "--network_dim=8",
+              "--lr_scheduler=cosine_with_restarts", "--lr_scheduler_min_value=0.4", "--lr_scheduler_num_cycles=2",
+              "--max_train_steps=50", "--learning_rate=1e-4", "--unet_lr=1e-4", "--text_encoder_lr=5e-5", "--lr_warmup_steps=0.1"]  # fmt: skip
+
+
+def sdsched(argv, cwd, **env):
+    environment = {k: v for k, v in host_env(**env).items() if v is not None}
+    return subprocess.run([sys.executable, "-m", "sdsched_plugin.cli", *argv], capture_output=True, text=True, env=environment, cwd=cwd, timeout=300)
+
+
+def test_a_bare_flag_list_is_read_like_the_command_it_comes_from(tmp_path):
+    """With sd-scripts found (SD_SCRIPTS_DIR: the stand-in, or a real checkout), a pasted flag list
+    is read by train_network.py's own parser, exactly as the same flags after `-- train_network.py`."""
+    folder = os.environ.get("SD_SCRIPTS_DIR") or str(STANDIN)
+    bare = sdsched(["preview", "--json", *LORA_FLAGS], tmp_path, SD_SCRIPTS_DIR=folder, HF_HOME=str(tmp_path))
+    command = sdsched(["preview", "--json", "--", "train_network.py", *LORA_FLAGS], tmp_path, SD_SCRIPTS_DIR=folder, HF_HOME=str(tmp_path))
+    assert bare.returncode == 0 and command.returncode == 0, bare.stderr[-3000:] + command.stderr[-3000:]
+    assert json.loads(bare.stdout) == json.loads(command.stdout)
+    out = json.loads(bare.stdout)
+    assert out["read_by"].startswith("train_network.py (sd-scripts at") and out["groups"] == ["textencoder", "unet"]
+    assert out["schedules"][0]["settings"]["num_warmup_steps"] == 5 and out["schedules"][0]["label"] == "cosine_with_restarts (floored)"
+
+
+@pytest.mark.parametrize(
+    "typo, message",
+    [
+        ("--lr_schedular=cosine", "train_network.py: error: unrecognized arguments: --lr_schedular=cosine"),
+        ("--lr_scheduler=cosin", "train_network.py: error: --lr_scheduler: unknown schedule 'cosin'. Did you mean: cosine, cosine_floor?"),
+    ],
+)
+def test_a_typo_in_a_bare_flag_list_is_the_scripts_error(typo, message, train_util, tmp_path, monkeypatch, capsys):
+    """Read by the script's parser, a typo in a flag list stops as the script would stop it."""
+    monkeypatch.setenv("SD_SCRIPTS_DIR", os.environ.get("SD_SCRIPTS_DIR") or str(STANDIN))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["preview", *LORA_FLAGS, typo])
+    assert caught.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_without_sd_scripts_a_flag_list_names_what_it_ignores(tmp_path):
+    """No sd-scripts: the flags that shape the schedule are read (strictly), the other sd-scripts
+    flags are listed once as ignored with how to point the preview at sd-scripts, and a flag
+    sd-scripts does not have is an error."""
+    out = sdsched(["preview", "--json", *LORA_FLAGS, "--network_dim=16"], tmp_path, SD_SCRIPTS_DIR=None)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["read_by"] == "flags"
+    assert out.stderr.splitlines() == [
+        "sdsched preview: ignored (sd-scripts not found; they do not shape the schedule): --pretrained_model_name_or_path,"
+        " --network_dim; run the preview in the sd-scripts folder, or set SD_SCRIPTS_DIR=/path/to/sd-scripts, to read every"
+        " flag with the training script's own parser / sd-scripts のフォルダで実行するか SD_SCRIPTS_DIR を設定すると、"
+        "すべてのフラグを学習スクリプト自身のパーサーで読みます"
+    ]
+    strict = sdsched(["preview", *LORA_FLAGS, "--lr_scheduler_min_value=2"], tmp_path, SD_SCRIPTS_DIR=None)
+    assert strict.returncode == 2 and "argument --lr_scheduler_min_value: got '2'; allowed: a number from 0 to 1" in strict.stderr
+    typo = sdsched(["preview", *LORA_FLAGS, "--lr_schedular=cosine"], tmp_path, SD_SCRIPTS_DIR=None)
+    assert typo.returncode == 2 and typo.stderr.splitlines()[-1] == (
+        "sdsched preview: error: unrecognized arguments: --lr_schedular=cosine; did you mean: --lr_scheduler, --lr_scheduler_args,"
+        " --lr_scheduler_type?"
+    )
+    assert "Traceback" not in strict.stderr + typo.stderr

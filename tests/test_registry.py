@@ -70,6 +70,21 @@ OWN = {"linear_floor", "cosine_floor", "cosine_with_restarts_floor", "polynomial
 def test_builtin_names_come_from_the_entry_point_group():
     assert OWN <= set(registry.names())
     assert registry.get("cosine_floor").__name__ == "CosineFloor"
+    from sdsched_plugin.schedule.schedulers import CosineFloor
+
+    assert registry.get("cosine_floor") is CosineFloor  # the class itself, not a guarded third party
+
+
+def test_the_own_entry_points_are_own_before_and_after_the_subpackages():
+    """The package's entry points name sdsched_plugin.schedule.schedulers; an install made before
+    the subpackages still names sdsched_plugin.schedulers. Both are the package's own: listed and
+    looked up without loading a class (no torch: `sdsched list` and an unknown name's message)."""
+    for value in ("sdsched_plugin.schedule.schedulers:CosineFloor", "sdsched_plugin.schedulers:CosineFloor"):
+        assert registry._is_own(EntryPoint("cosine_floor", value, registry.GROUP))
+    assert not registry._is_own(EntryPoint("x_floor", "sdsched_plugin_extra.schedulers:XFloor", registry.GROUP))
+    code = "import sys; from sdsched_plugin.schedule import registry; registry.names(); registry.unknown_message('cosin', '--lr_scheduler'); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_a_third_party_schedule_is_found_and_built(fake_plugins):

@@ -4,9 +4,9 @@ for each schedule, the multiplier of every optimizer update.
 The step count is the one the training prints as "total optimization steps": with
 ``--max_train_epochs``, ``epochs * ceil(batches / processes / gradient accumulation)`` from the
 dataset's batch count (counted by sd-scripts' own dataset code where it is importable, from the
-folder layout otherwise: the caller hands the count in). Floored schedules come from the same
-``arguments.read_request`` that training uses, their curves from the pure specs; sd-scripts'
-own names from the pure mirror of its ``get_scheduler_fix``. Nothing here imports torch for
+folder layout otherwise: the caller hands the count in). Each schedule is read once, by the
+same ``arguments.read_schedule`` that training uses, into a ``Request``; its curve comes from
+the pure specs (ours) or the pure mirror of ``get_scheduler_fix`` (sd-scripts' own names). Nothing here imports torch for
 the package's own schedules: a third-party schedule is computed by its own (torch) class.
 
 Update k uses ``lr_i * multiplier[k]``: accelerate steps the scheduler once per process per
@@ -19,10 +19,8 @@ import argparse
 import math
 from dataclasses import dataclass, field
 
-from ..schedule import arguments, curves, options, registry, specs
+from ..schedule import arguments, options, registry, stock
 from . import stats
-
-DOTTED_PREFIX = "sdsched_plugin."
 
 
 @dataclass
@@ -122,105 +120,60 @@ class Schedule:
     summary: stats.Summary | None = None
 
 
-def optimizer_sets_lr(args) -> str | None:
-    """One line for the optimizers that set the LR themselves (schedule-free, Adafactor)."""
-    from ..schedule import curves
-
-    optimizer_args = curves.parse_scheduler_args(getattr(args, "optimizer_args", None) or [], "--optimizer_args")
-    return curves.optimizer_sets_lr(
-        str(getattr(args, "lr_scheduler", "") or ""),
-        str(getattr(args, "optimizer_type", "") or ""),
-        optimizer_args,
-        str(getattr(args, "lr_scheduler_type", "") or ""),
-    )
-
-
-def curve_of(args, num_processes: int, total: int):
-    """(label, settings, step -> multiplier in scheduler steps) of the schedule ``args`` ask for."""
-    request = arguments.read_request(args, pure=True)
-    if request is not None:
+def curve_of(request: arguments.Request, num_processes: int, total: int):
+    """(settings, step -> multiplier in scheduler steps) of a schedule that has a curve."""
+    if request.kind in (arguments.FLOORED, arguments.DOTTED):
         settings = request.cls.settings(**request.kwargs(num_processes))
-        return label_of(args), settings, request.cls.pure_curve(settings)
-    scheduler_type = str(getattr(args, "lr_scheduler_type", "") or "")
-    if scheduler_type.startswith(DOTTED_PREFIX):
-        return dotted_curve(scheduler_type, args)
-    if scheduler_type:
-        raise options.OptionError(
-            "--lr_scheduler_type",
-            scheduler_type,
-            f"{arguments.HOOK_PREFIX}NAME (sdsched list) or {DOTTED_PREFIX}CLASS; the preview does not build other custom schedulers",
-            f"{arguments.HOOK_PREFIX}NAME(sdsched list)か {DOTTED_PREFIX}CLASS。その他のカスタムスケジューラはプレビューできません",
-        )
-    settings, curve = curves.sd_scripts_stock(
-        args.lr_scheduler,
-        num_training_steps=total * num_processes,
-        lr_warmup_steps=options.warmup(getattr(args, "lr_warmup_steps", 0) or 0),
-        lr_decay_steps=options.warmup(getattr(args, "lr_decay_steps", 0) or 0, "--lr_decay_steps"),
-        num_cycles=options.num_cycles(getattr(args, "lr_scheduler_num_cycles", 1)),
-        power=options.power(getattr(args, "lr_scheduler_power", 1.0)),
-        timescale=getattr(args, "lr_scheduler_timescale", None),
-        min_lr_ratio=getattr(args, "lr_scheduler_min_lr_ratio", None),
-        scheduler_kwargs=curves.parse_scheduler_args(arguments.scheduler_args_of(args)),
-        # transformers' polynomial reads optimizer.defaults["lr"]: sd-scripts builds the optimizer with --learning_rate
-        lr_init=options.learning_rate(getattr(args, "learning_rate", None), "--learning_rate"),
+        return settings, request.cls.pure_curve(settings)
+    if request.kind == arguments.STOCK:
+        return stock.sd_scripts_stock(request.label, num_training_steps=total * num_processes, **request.stock)
+    raise options.OptionError(
+        "--lr_scheduler_type",
+        request.label,
+        f"{arguments.HOOK_PREFIX}NAME (sdsched list) or {arguments.DOTTED_PREFIX}CLASS; the preview does not build other custom schedulers",
+        f"{arguments.HOOK_PREFIX}NAME(sdsched list)か {arguments.DOTTED_PREFIX}CLASS。その他のカスタムスケジューラはプレビューできません",
     )
-    return label_of(args), settings, curve
 
 
-def dotted_curve(scheduler_type: str, args):
-    """``--lr_scheduler_type=sdsched_plugin.CosineWithRestartsFloor``: sd-scripts' unpatched
-    path passes only ``--lr_scheduler_args`` to the class, step counts included, as given."""
-    class_name = scheduler_type[len(DOTTED_PREFIX) :]
-    spec = specs.by_class_name(class_name)
-    if spec is None:
-        known = ", ".join(DOTTED_PREFIX + name for name in specs.SPECS)
-        raise options.OptionError("--lr_scheduler_type", scheduler_type, f"one of: {known}", f"次のいずれか: {known}")
-    values = options.parse_key_values(arguments.scheduler_args_of(args), spec.keys())
-    settings = spec.settings(**values)
-    return scheduler_type, settings, spec.pure_curve(settings)
-
-
-def label_of(args) -> str:
-    if getattr(args, "lr_scheduler_type", None):
-        return args.lr_scheduler_type
-    name = args.lr_scheduler
-    if name in arguments.FLOORED_STOCK_NAMES and (args.lr_scheduler_min_value is not None or arguments._min_value_in_scheduler_args(args)):
-        return f"{name} (floored)"
-    return name
-
-
-def variants(args, compare: str | None) -> list[tuple[str | None, argparse.Namespace]]:
+def variants(args, compare: str | None) -> list[tuple[str | None, set[str], argparse.Namespace]]:
     """The main schedule and each ``--compare`` entry (``NAME[:key=value...]``), as the
-    arguments training would get. In a comparison a stock name shows the stock curve (floored
-    only with ``:min_value=...``); sd-scripts' own keys (``min_lr_ratio``, ``lr_end``,
-    ``num_cycles``, ...) go where training reads them."""
-    result = [(None, argparse.Namespace(**vars(args)))]
+    keys the entry gives and the arguments training would get. In a comparison a stock name
+    shows the stock curve (floored only with ``:min_value=...``); sd-scripts' own keys
+    (``min_lr_ratio``, ``lr_end``, ``num_cycles``, ...) go where training reads them. Values are
+    read (and refused) where every schedule's are: ``arguments.read_schedule``."""
+    result = [(None, set(), argparse.Namespace(**vars(args)))]
     for entry in filter(None, (part.strip() for part in split_outside_quotes(compare or "", ","))):
-        name, *pairs = split_outside_quotes(entry, ":")
+        prefix = arguments.HOOK_PREFIX if entry.startswith(arguments.HOOK_PREFIX) else ""  # its own ':' is no separator
+        name, *pairs = split_outside_quotes(entry[len(prefix) :], ":")
+        name = prefix + name
         variant = argparse.Namespace(**vars(args))
         variant.lr_scheduler, variant.lr_scheduler_type, variant.lr_scheduler_args = name, "", []
-        custom = name.startswith(arguments.HOOK_PREFIX) or name.startswith(DOTTED_PREFIX)
+        custom = name.startswith(arguments.HOOK_PREFIX) or name.startswith(arguments.DOTTED_PREFIX)
         if custom:  # every key=value goes to --lr_scheduler_args, as with that flag
             variant.lr_scheduler_type, variant.lr_scheduler = name, "constant"
-        if name in curves.SD_SCRIPTS_NAMES or not registry.has(name):  # the stock curve: none of our flags
+        if name in stock.SD_SCRIPTS_NAMES or not registry.has(name):  # the stock curve: none of our flags
             variant.lr_scheduler_min_value = None
             for key in arguments.RESTART_FLAGS:
                 setattr(variant, arguments.KEY_DESTS[key], None)
+        keys = set()
         for pair in pairs:
             key, sep, value = pair.partition("=")
             if not sep:
                 raise options.OptionError("--compare", entry, "NAME[:key=value...], e.g. cosine_floor:min_value=0.3", "NAME[:key=value...](例: cosine_floor:min_value=0.3)")
+            keys.add(key)
             if custom:
                 variant.lr_scheduler_args.append(pair)
-            elif key == "min_value":
-                variant.lr_scheduler_min_value = value
-            elif f"lr_scheduler_{key}" in COMPARE_FLAGS:
-                setattr(variant, f"lr_scheduler_{key}", COMPARE_FLAGS[f"lr_scheduler_{key}"](value))
+            elif key in COMPARE_KEYS:
+                try:
+                    value = COMPARE_NUMBERS[key](value, f"--lr_scheduler_{key}") if key in COMPARE_NUMBERS else value
+                except options.OptionError as error:
+                    raise blamed(error, entry, keys) from None
+                setattr(variant, f"lr_scheduler_{key}", value)
             elif key in ("lr_warmup_steps", "lr_decay_steps"):
-                setattr(variant, key, options.warmup(value, f"--compare {key}"))
+                setattr(variant, key, value)
             else:
                 variant.lr_scheduler_args.append(pair)
-        result.append((entry, variant))
+        result.append((entry, keys, variant))
     return result
 
 
@@ -241,27 +194,47 @@ def split_outside_quotes(text: str, separator: str) -> list[str]:
     return parts + ["".join(current)]
 
 
-COMPARE_FLAGS = {
-    "lr_scheduler_num_cycles": lambda v: options.num_cycles(v, "--compare num_cycles"),
-    "lr_scheduler_power": lambda v: options.power(v, "--compare power"),
-    "lr_scheduler_min_lr_ratio": lambda v: options.min_value(v, "--compare min_lr_ratio"),
-    "lr_scheduler_timescale": lambda v: options.training_steps(v, "--compare timescale"),
-    **{f"lr_scheduler_{key}": (lambda key: lambda v: v)(key) for key in arguments.RESTART_FLAGS},
-}
+# --compare keys that are sd-scripts flags (--lr_scheduler_KEY): set there as text, read where
+# training reads them; the two that only sd-scripts' own curves take are numbers in its parser
+COMPARE_KEYS = ("min_value", "num_cycles", "power", "min_lr_ratio", "timescale", *arguments.RESTART_FLAGS)
+COMPARE_NUMBERS = {"min_lr_ratio": options.min_value, "timescale": options.training_steps}
+
+
+def blamed(error, entry: str, keys: set[str]):
+    """An error of one ``--compare`` entry, said of that entry: ``--compare ENTRY`` for its name,
+    ``--compare ENTRY KEY`` for a key it gives, ``--compare ENTRY (with --flag)`` for a value
+    it takes from the command line. Never the flag the user did not type wrong."""
+    flag = error.flag
+    if flag in ("--lr_scheduler", "--lr_scheduler_type", stock.SCHEDULER_ARGS):  # the name, or its key=value list
+        return error.blamed_on(f"--compare {entry}")
+    key = flag.split(" ")[-1].removeprefix("--").removeprefix("lr_scheduler_")
+    missing = isinstance(error, options.OptionError) and error.value is None  # the entry can give it
+    if key in keys or flag.startswith(stock.SCHEDULER_ARGS) or missing:
+        return error.blamed_on(f"--compare {entry} {key}")
+    return error.blamed_on(f"--compare {entry} (with {flag})")
+
+
+def schedule_of(request: arguments.Request, run: Run, entry: str | None = None) -> Schedule:
+    label = entry or request.label
+    if request.kind == arguments.OPTIMIZER:
+        return Schedule(label, {"note": request.note}, None)
+    settings, curve = curve_of(request, run.num_processes, run.steps)
+    multipliers = [float(curve(k * run.num_processes)) for k in range(run.steps)]
+    return Schedule(label, settings, multipliers, stats.summarize(multipliers, run.steps_per_epoch))
 
 
 def schedules(args, run: Run, compare: str | None = None) -> list[Schedule]:
+    """The main schedule and each ``--compare`` entry, each read once into a Request (the run's
+    steps known by now) and drawn from it; an entry's mistake is said of that entry."""
     result = []
-    for entry, variant in variants(args, compare):
-        variant.max_train_steps, variant.max_train_epochs = run.steps, None  # the run's steps are known now
-        fixed = optimizer_sets_lr(variant)
-        if fixed is not None:
-            result.append(Schedule(entry or label_of(variant), {"note": fixed}, None))
-            continue
-        label, settings, curve = curve_of(variant, run.num_processes, run.steps)
-        multipliers = [float(curve(k * run.num_processes)) for k in range(run.steps)]
-        summary = stats.summarize(multipliers, run.steps_per_epoch)
-        result.append(Schedule(entry or label, settings, multipliers, summary))
+    for entry, keys, variant in variants(args, compare):
+        variant.max_train_steps, variant.max_train_epochs = run.steps, None
+        try:
+            result.append(schedule_of(arguments.read_schedule(variant, pure=True), run, entry))
+        except (options.OptionError, registry.RegistryError) as error:
+            if entry is None:
+                raise
+            raise blamed(error, entry, keys) from None
     return result
 
 

@@ -1,5 +1,6 @@
 """What every host trainer of the sd-scripts family shares: our flags, and reading a parsed
-argument namespace into the floored schedule to build (or None: not ours).
+argument namespace (flags, TOML, ``--lr_scheduler_args``) once into a ``Request``: the schedule
+asked for, of whatever kind (ours to build, sd-scripts' own, the optimizer's).
 
 Host modules (``sd_scripts``) only decide *where* to call this; *what* the flags mean lives
 here, once. The ``sdsched`` command line uses the same reading, so a preview cannot disagree
@@ -21,6 +22,7 @@ from .floor import warmup_steps_from
 logger = logging.getLogger("sdsched_plugin")
 
 HOOK_PREFIX = "sdsched_plugin:"
+DOTTED_PREFIX = "sdsched_plugin."  # --lr_scheduler_type=sdsched_plugin.CLASS: sd-scripts imports the class itself
 # Stock sd-scripts names that --lr_scheduler_min_value floors (as NAME_floor) instead of ignoring.
 FLOORED_STOCK_NAMES = ("linear", "cosine", "cosine_with_restarts", "polynomial")
 MIN_VALUE_FLAG = "--lr_scheduler_min_value"
@@ -102,22 +104,39 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         scheduler.help += SCHEDULER_HELP_SUFFIX
 
 
+# What a Request is: the kinds of schedule the arguments can ask for.
+FLOORED = "floored"  # one of ours (``cls``): built by the plugin
+STOCK = "stock"  # one of sd-scripts' own names: sd-scripts builds it
+DOTTED = "dotted"  # --lr_scheduler_type=sdsched_plugin.CLASS: sd-scripts builds the class from --lr_scheduler_args
+CUSTOM = "custom"  # another --lr_scheduler_type: sd-scripts' business
+OPTIMIZER = "optimizer"  # the optimizer sets the LR (schedule-free, Adafactor): no curve
+
+
 @dataclass(frozen=True)
 class Request:
-    """A floored schedule asked for by the arguments, values read and checked."""
+    """The schedule the arguments ask for, every value read and checked once: training builds
+    it (``FLOORED``) or hands it to sd-scripts; the preview draws it, whatever its kind."""
 
-    cls: type
+    cls: type | None  # FLOORED, DOTTED: the scheduler class (the preview's: its torch-free spec)
     values: dict  # constructor keywords from the flags, --lr_scheduler_args applied over them
     lr_warmup_steps: int | float = 0
     max_train_steps: int | None = None
     overrides: dict = field(default_factory=dict)
     # False with --max_train_epochs before the host has turned the epochs into max_train_steps
     steps_known: bool = True
+    kind: str = FLOORED
+    label: str = ""  # the name the preview shows
+    # STOCK, read for the preview: stock.sd_scripts_stock's keywords but the (process-scaled) total
+    stock: dict = field(default_factory=dict)
+    note: str | None = None  # OPTIMIZER: why there is no curve
 
     def kwargs(self, num_processes: int) -> dict:
         """Constructor keywords, with the step counts as sd-scripts computes them: the total is
         scaled by the processes (accelerate steps the scheduler once per process), a float
-        warmup is a ratio of that total, an int warmup is taken as it is."""
+        warmup is a ratio of that total, an int warmup is taken as it is. DOTTED: the
+        --lr_scheduler_args alone, as sd-scripts' unpatched path passes them."""
+        if self.kind == DOTTED:
+            return dict(self.values)
         total = self.overrides.get("num_training_steps")
         if total is None:
             total = self.max_train_steps * num_processes
@@ -155,41 +174,63 @@ def world_size() -> int:
 
 
 def read_request(args, pure: bool = False) -> Request | None:
-    """The floored schedule the arguments ask for, or None when the schedule is not ours.
-    ``pure``: the preview's lookup, which gives our own schedules as torch-free specs.
+    """The floored schedule the arguments ask for, or None when the schedule is not ours
+    (training's question; ``read_schedule`` answers it for every kind)."""
+    request = read_schedule(args, pure)
+    return request if request.kind == FLOORED else None
+
+
+def read_schedule(args, pure: bool = False) -> Request:
+    """The schedule the arguments ask for, of whatever kind: the one place that reads the flags,
+    the TOML and ``--lr_scheduler_args`` (each token once, by the meaning of the schedule it is
+    for). ``pure``: the preview's reading, which gives our own schedules as torch-free specs,
+    says when the optimizer sets the LR, and reads what shapes sd-scripts' own curves (training
+    leaves those to sd-scripts, which accepts more than a curve can be drawn from).
 
     Raises OptionError (a ValueError) for bad values and registry.UnknownSchedule for a name
     that neither we nor sd-scripts know; warns once when the min value is given with a
     schedule it cannot floor, so it is never ignored silently.
     """
-    min_value = _value(args, "lr_scheduler_min_value", options.min_value)
     name = _text(args, "lr_scheduler", "--lr_scheduler")
     scheduler_type = _text(args, "lr_scheduler_type", "--lr_scheduler_type")
-    scheduler_args = scheduler_args_of(args)
+    label = scheduler_type or name
+    if pure:
+        note = _optimizer_note(args, name, scheduler_type)
+        if note is not None:
+            return Request(None, {}, kind=OPTIMIZER, label=label, note=note)
+    min_value = _value(args, "lr_scheduler_min_value", options.min_value)
+    tokens = scheduler_args_of(args)
     if is_schedule_free(args):
         if min_value is not None or registry.has(name) or scheduler_type.startswith(HOOK_PREFIX):
             warn_once(
                 "sdsched-plugin: schedule-free optimizers use no LR scheduler; the floored schedule is not used"
                 " / スケジュールフリーのオプティマイザーは学習率スケジューラを使わないため、下限付きスケジュールは使われません"
             )
-        return None
+        return Request(None, {}, kind=OPTIMIZER, label=label)
     lookup = registry.spec if pure else registry.get
+    keys = {str(token).partition("=")[0].strip() for token in tokens}  # which keys, not yet their values
     if scheduler_type.startswith(HOOK_PREFIX):
         cls = lookup(scheduler_type[len(HOOK_PREFIX) :], "--lr_scheduler_type")
     elif scheduler_type:
         _check_custom_type(scheduler_type)
         _warn_not_floored(min_value, f"--lr_scheduler_type={scheduler_type}", args)
-        return None
-    elif name in FLOORED_STOCK_NAMES and (min_value is not None or _min_value_in_scheduler_args(args)):
+        if pure and scheduler_type.startswith(DOTTED_PREFIX):
+            return _dotted(scheduler_type, tokens)
+        return Request(None, {}, kind=CUSTOM, label=label)
+    elif name in FLOORED_STOCK_NAMES and (min_value is not None or "min_value" in keys):
         cls = lookup(name + "_floor", "--lr_scheduler")
+        label = f"{name} (floored)"
     elif name not in _static_stock_names() and registry.has(name):  # sd-scripts' own names are never ours
         cls = lookup(name, "--lr_scheduler")
     else:
         check_stock_name(name)  # before any warning: an unknown name is the one thing to say
         _warn_not_floored(min_value, f"--lr_scheduler={name}", args)
-        return None
+        return Request(None, {}, kind=STOCK, label=label, stock=_stock_keywords(args, tokens) if pure else {})
+    return _floored(args, cls, label, min_value, tokens)
 
-    overrides = options.parse_key_values(scheduler_args, cls.keys())
+
+def _floored(args, cls, label: str, min_value, tokens: list) -> Request:
+    overrides = options.parse_key_values(tokens, cls.keys())
     values = {}
     for key in cls.keys():
         dest = KEY_DESTS.get(key)
@@ -209,6 +250,50 @@ def read_request(args, pure: bool = False) -> Request | None:
         max_train_steps=_value(args, "max_train_steps", options.training_steps),
         overrides=overrides,
         steps_known=getattr(args, "max_train_epochs", None) is None,
+        label=label,
+    )
+
+
+
+def _dotted(scheduler_type: str, tokens: list) -> Request:
+    """``--lr_scheduler_type=sdsched_plugin.CosineWithRestartsFloor``: sd-scripts' unpatched
+    path passes only ``--lr_scheduler_args`` to the class, step counts included, as given."""
+    from . import specs
+
+    spec = specs.by_class_name(scheduler_type[len(DOTTED_PREFIX) :])
+    if spec is None:
+        known = ", ".join(DOTTED_PREFIX + name for name in specs.SPECS)
+        raise options.OptionError("--lr_scheduler_type", scheduler_type, f"one of: {known}", f"次のいずれか: {known}")
+    return Request(spec, options.parse_key_values(tokens, spec.keys()), kind=DOTTED, label=scheduler_type)
+
+
+def _optimizer_note(args, name: str, scheduler_type: str) -> str | None:
+    """Why there is no curve to draw when the optimizer sets the LR (``stock.optimizer_sets_lr``)."""
+    from . import stock
+
+    return stock.optimizer_sets_lr(
+        name,
+        str(getattr(args, "optimizer_type", "") or ""),
+        stock.parse_scheduler_args(getattr(args, "optimizer_args", None) or [], "--optimizer_args"),
+        scheduler_type,
+    )
+
+
+def _stock_keywords(args, tokens: list) -> dict:
+    """What sd-scripts' get_scheduler_fix reads for one of its own names, as
+    ``stock.sd_scripts_stock`` takes it (the total aside: it depends on the processes)."""
+    from . import stock
+
+    return dict(
+        lr_warmup_steps=options.warmup(getattr(args, "lr_warmup_steps", 0) or 0),
+        lr_decay_steps=options.warmup(getattr(args, "lr_decay_steps", 0) or 0, "--lr_decay_steps"),
+        num_cycles=options.num_cycles(getattr(args, "lr_scheduler_num_cycles", 1)),
+        power=options.power(getattr(args, "lr_scheduler_power", 1.0)),
+        timescale=getattr(args, "lr_scheduler_timescale", None),
+        min_lr_ratio=getattr(args, "lr_scheduler_min_lr_ratio", None),
+        scheduler_kwargs=stock.parse_scheduler_args(tokens),
+        # transformers' polynomial reads optimizer.defaults["lr"]: sd-scripts builds the optimizer with --learning_rate
+        lr_init=options.learning_rate(getattr(args, "learning_rate", None), "--learning_rate"),
     )
 
 
@@ -251,18 +336,18 @@ def scheduler_args_of(args) -> list:
 
 
 def _static_stock_names() -> tuple[str, ...]:
-    from . import curves
+    from . import stock
 
-    return curves.SD_SCRIPTS_NAMES
+    return stock.SD_SCRIPTS_NAMES
 
 
 def stock_names() -> list[str]:
     """Every name sd-scripts' get_scheduler_fix builds a curve for in this environment: ours
-    (curves.SD_SCRIPTS_NAMES) less what the transformers in front of it lacks, where training
+    (stock.SD_SCRIPTS_NAMES) less what the transformers in front of it lacks, where training
     has imported it already (the preview's fast path never does)."""
-    from . import curves
+    from . import stock
 
-    names = set(curves.SD_SCRIPTS_NAMES)
+    names = set(stock.SD_SCRIPTS_NAMES)
     enum = getattr(sys.modules.get("transformers.optimization"), "SchedulerType", None)
     if enum is not None:
         names &= {member.value for member in enum} | {"piecewise_constant"}
@@ -272,13 +357,13 @@ def stock_names() -> list[str]:
 def check_stock_name(name: str) -> None:
     """An unknown --lr_scheduler stops when the arguments are read, with the closest names of
     ours and sd-scripts' (sd-scripts itself fails only after the model has loaded)."""
-    from . import curves
+    from . import stock
 
     if name in stock_names() or name.startswith("adafactor"):
         return
-    if name in curves.SD_SCRIPTS_CANNOT_BUILD:
-        raise curves.unknown_name(name)
-    raise registry.UnknownSchedule(registry.unknown_message(name, "--lr_scheduler", also=stock_names()))
+    if name in stock.SD_SCRIPTS_CANNOT_BUILD:
+        raise stock.unknown_name(name)
+    raise registry.UnknownSchedule(registry.unknown_message(name, "--lr_scheduler", also=stock_names()), "--lr_scheduler")
 
 
 def _check_custom_type(scheduler_type: str) -> None:
@@ -299,12 +384,6 @@ def _warn_both_min_values(min_value, overrides: dict) -> None:
             f" both given; min_value={overrides['min_value']} from --lr_scheduler_args is used"
             f" / 下限が2か所で指定されています。--lr_scheduler_args の min_value={overrides['min_value']} を使います"
         )
-
-
-def _min_value_in_scheduler_args(args) -> bool:
-    """``min_value=...`` in --lr_scheduler_args: the kohya_ss GUI's "LR scheduler extra
-    arguments" box writes there, next to its stock scheduler dropdown."""
-    return any(str(token).partition("=")[0].strip() == "min_value" for token in getattr(args, "lr_scheduler_args", None) or [])
 
 
 def _fallback_min_value(args, cls) -> float:

@@ -22,12 +22,17 @@ class OptionError(argparse.ArgumentTypeError, ValueError):
     def __init__(self, flag: str, value: object, allowed_en: str, allowed_ja: str):
         self.flag = flag
         self.value = value
+        self.allowed = (allowed_en, allowed_ja)
         # without the flag: argparse puts "argument --flag:" in front of it itself
         if value is None:  # a value that must be given and was not: say so, not "got None"
             self.detail = f"missing; {allowed_en} / 指定がありません。{allowed_ja}"
         else:
             self.detail = f"got {value!r}; allowed: {allowed_en} / 指定値 {value!r} は使えません。{allowed_ja}"
         super().__init__(f"{flag}: {self.detail}")
+
+    def blamed_on(self, flag: str) -> "OptionError":
+        """The same error, for the flag the user typed the value in (``--compare``'s entries)."""
+        return OptionError(flag, self.value, *self.allowed)
 
 
 def _number(flag: str, value: object, allowed_en: str, allowed_ja: str) -> float:

@@ -19,7 +19,9 @@ from __future__ import annotations
 import difflib
 
 GROUP = "sdsched_plugin.schedules"
-OWN = "sdsched_plugin.schedulers:"  # the value of the package's own entry points
+# The values of the package's own entry points: where its classes live, and where they lived
+# before the subpackages (an older install's metadata, read until it is reinstalled).
+OWN = ("sdsched_plugin.schedule.schedulers:", "sdsched_plugin.schedulers:")
 
 _registered: dict[str, type] = {}
 _entry_points: dict | None = None  # name -> EntryPoint, read once
@@ -28,7 +30,16 @@ _broken: dict[str, str] = {}  # name -> why it failed to load, one line with its
 
 
 class RegistryError(ValueError):
-    """A schedule name that cannot be used; the message is one line, English / 日本語."""
+    """A schedule name that cannot be used; the message is one line, English / 日本語, that
+    starts with the flag the name came from (in both languages)."""
+
+    def __init__(self, message: str, flag: str = "--lr_scheduler"):
+        super().__init__(message)
+        self.flag = flag
+
+    def blamed_on(self, flag: str) -> "RegistryError":
+        """The same error, for the flag the user typed the name in (``--compare``'s entries)."""
+        return type(self)(str(self).replace(f"{self.flag}: ", f"{flag}: "), flag)
 
 
 class UnknownSchedule(RegistryError):
@@ -112,7 +123,7 @@ def get(name: str, flag: str = "--lr_scheduler"):
         cls = _try_load(entry_point)
         if cls is not None:
             return cls if _is_own(entry_point) else Guarded(cls, entry_point, flag)
-    raise UnknownSchedule(unknown_message(name, flag))
+    raise UnknownSchedule(unknown_message(name, flag), flag)
 
 
 def spec(name: str, flag: str = "--lr_scheduler"):
@@ -128,7 +139,7 @@ def spec(name: str, flag: str = "--lr_scheduler"):
         if entry_point is not None and _is_own(entry_point):
             from . import specs
 
-            found = specs.by_class_name(entry_point.value[len(OWN) :])
+            found = specs.by_class_name(entry_point.value.partition(":")[2])
             if found is not None:
                 return found
     return get(name, flag)
@@ -228,5 +239,6 @@ class Guarded:
             detail = _one_line(error)
             raise ScheduleError(
                 f"{self.flag}: schedule {name!r} from package {package} ({self.entry_point.value}) failed in {what}: {detail}"
-                f" / スケジューラ {name!r}(パッケージ {package})でエラー: {detail}"
+                f" / スケジューラ {name!r}(パッケージ {package})でエラー: {detail}",
+                self.flag,
             ) from error

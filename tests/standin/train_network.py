@@ -17,6 +17,7 @@ def setup_parser() -> argparse.ArgumentParser:
     parser.add_argument("--network_args", type=str, default=None, nargs="*", help="additional arguments for network")
     parser.add_argument("--network_train_unet_only", action="store_true", help="only training U-Net part")
     parser.add_argument("--network_train_text_encoder_only", action="store_true", help="only training Text Encoder part")
+    parser.add_argument("--pretrained_model_name_or_path", type=str, default=None, help="the model (read by the script, not the schedule)")
     parser.add_argument("--network_dim", type=int, default=None, help="network dimensions (a flag only the script knows)")
     parser.add_argument("--train_data_dir", type=str, default=None, help="directory for train images")
     parser.add_argument("--train_batch_size", type=int, default=1, help="batch size for training")
