@@ -162,14 +162,62 @@ def _where(args) -> tuple[str, object]:
     return "--train_data_dir", getattr(args, "train_data_dir", None)
 
 
-def _user_config(config_util, args) -> dict:
-    # train_network.py's own choice, in its order
-    if args.dataset_config is not None:
-        return config_util.load_user_config(args.dataset_config)
-    if args.in_json is None:
-        subsets = config_util.generate_dreambooth_subsets_config_by_subdirs(args.train_data_dir, args.reg_data_dir)
+class Recipe:
+    """How a training script builds its dataset group, told by the flags its own parser defines
+    (sd-scripts' ``add_dataset_arguments(parser, support_dreambooth, support_caption,
+    support_caption_dropout)`` and the ControlNet scripts' ``--conditioning_data_dir`` say exactly
+    which kinds each script reads):
+
+    - ControlNet / LLLite (``--conditioning_data_dir`` without DreamBooth's ``--reg_data_dir``; the
+      scripts with both read it for ``--masked_loss``): ``ConfigSanitizer(False, False, True, True)``
+      and ``generate_controlnet_subsets_config_by_subdirs``;
+    - fine_tune.py (``--in_json``, no ``--reg_data_dir``): ``ConfigSanitizer(False, True, False, True)``,
+      one fine-tuning subset;
+    - train_db.py (``--reg_data_dir``, no ``--in_json``): ``ConfigSanitizer(True, False, masked_loss, True)``
+      and ``prepare_dataset_args(args, False)``;
+    - the textual inversion scripts (``--token_string``): no caption dropout;
+    - everything else (train_network.py and its kin, sdxl_train.py, flux_train.py, ...): train_network.py's.
+    """
+
+    def __init__(self, args):
+        self.controlnet = hasattr(args, "conditioning_data_dir") and not hasattr(args, "reg_data_dir")
+        self.dreambooth = not self.controlnet and hasattr(args, "reg_data_dir")
+        self.fine_tuning = not self.controlnet and hasattr(args, "in_json")
+        self.dropout = not hasattr(args, "token_string")
+
+    def sanitizer(self, config_util, args):
+        third = True if self.controlnet else bool(getattr(args, "masked_loss", False))
+        return config_util.ConfigSanitizer(self.dreambooth, self.fine_tuning, third, self.dropout)
+
+    def user_config(self, config_util, args) -> dict:
+        """The script's own choice, in its order."""
+        if getattr(args, "dataset_config", None) is not None:
+            return config_util.load_user_config(args.dataset_config)
+        if self.controlnet:
+            subsets = config_util.generate_controlnet_subsets_config_by_subdirs(
+                args.train_data_dir, getattr(args, "conditioning_data_dir", None), getattr(args, "caption_extension", ".caption")
+            )
+        elif self.fine_tuning and (getattr(args, "in_json", None) is not None or not self.dreambooth):
+            subsets = [{"image_dir": args.train_data_dir, "metadata_file": args.in_json}]
+        else:
+            subsets = config_util.generate_dreambooth_subsets_config_by_subdirs(args.train_data_dir, getattr(args, "reg_data_dir", None))
         return {"datasets": [{"subsets": subsets}]}
-    return {"datasets": [{"subsets": [{"image_dir": args.train_data_dir, "metadata_file": args.in_json}]}]}
+
+
+def _fill_dataset_defaults(train_util, args) -> None:
+    """Give ``args`` the dataset flags its script does not define, at sd-scripts' defaults: the
+    shared dataset code reads some of them whatever the script (train_db.py has no ``--in_json``,
+    the ControlNet scripts no ``--reg_data_dir``); the script itself never sets them either."""
+    import argparse
+
+    parser = argparse.ArgumentParser(add_help=False)
+    try:
+        train_util.add_dataset_arguments(parser, True, True, True)
+    except TypeError:  # another signature: leave args as the script made them
+        return
+    for name, value in vars(parser.parse_args([])).items():
+        if not hasattr(args, name):
+            setattr(args, name, value)
 
 
 def count_run(args, num_processes: int = 1, *, trainer=None):
@@ -196,19 +244,22 @@ def count_run(args, num_processes: int = 1, *, trainer=None):
             "独自のデータセットクラスは長さを数えられません",
         )
     layout.check_folders(args)  # a mistyped --reg_data_dir is an error here, not a silent run without reg images
+    recipe = Recipe(args)  # before the defaults below add the flags the script does not have
     args = copy.deepcopy(args)  # prepare_dataset_args rewrites resolution and face_crop_aug_range in place
+    _fill_dataset_defaults(train_util, args)
     where = _where(args)
     random_state = random.getstate()
     captured = _Captured()
     try:
         with captured:
-            train_util.prepare_dataset_args(args, True)
+            train_util.prepare_dataset_args(args, recipe.fine_tuning)
             if getattr(args, "seed", None) is not None:
                 random.seed(args.seed)  # train_network.py: set_seed(args.seed), then the datasets (a validation split shuffles with it)
             undo = _latents_strategy(trainer, args)
             try:
-                sanitizer = config_util.ConfigSanitizer(True, True, bool(getattr(args, "masked_loss", False)), True)
-                blueprint = config_util.BlueprintGenerator(sanitizer).generate(_user_config(config_util, args), args, tokenizer=_TokenizerStandIn())
+                blueprint = config_util.BlueprintGenerator(recipe.sanitizer(config_util, args)).generate(
+                    recipe.user_config(config_util, args), args, tokenizer=_TokenizerStandIn()
+                )
                 group = config_util.generate_dataset_group_by_blueprint(blueprint.dataset_group)
             finally:
                 undo()
