@@ -239,34 +239,56 @@ def read_run(argv: list[str]):
         if args.num_processes:
             script = command.TrainingCommand(script.script, script.script_args, args.num_processes, script.launcher, "--num_processes")
         folder = None if command.is_musubi(script.script) else command.find_sd_scripts(script.script)
-        if folder is None:  # sdsched's own reading: a pasted command has flags we do not know
-            _, fallback = build_parser()
-            training_args = with_config(fallback, script.script_args, known_only=True)
-            if "network" not in script.script.name or command.is_musubi(script.script):  # one param group
-                training_args.network_module = None
-            if command.is_musubi(script.script):
-                count = None
-                if training_args.dataset_config and args.steps_per_epoch is None:
-                    from .run import musubi as musubi_count
+        if folder is not None:
+            read = _read_with_sd_scripts(parser, args, script, folder)
+            if read is not None:
+                return read
+            folder = None
+        _, fallback = build_parser()
+        training_args = with_config(fallback, script.script_args, known_only=True)
+        if "network" not in script.script.name or command.is_musubi(script.script):  # one param group
+            training_args.network_module = None
+        if command.is_musubi(script.script):
+            count = None
+            if training_args.dataset_config and args.steps_per_epoch is None:
+                from .run import musubi as musubi_count
 
-                    architecture = args.architecture or command.musubi_architecture(script.script)
-                    try:
-                        count = musubi_count.count_musubi(training_args, script.num_processes, architecture)
-                    except options.OptionError as error:
-                        parser.error(str(error))
-                    training_args.train_data_dir = training_args.dataset_config = None  # counted: not an sd-scripts dataset
-                return fallback, args, training_args, script.num_processes, f"{script.script.name} (musubi-tuner, read by sdsched)", count
-            return fallback, args, training_args, script.num_processes, f"{script.script.name} (read by sdsched: sd-scripts not found)", None
+                architecture = args.architecture or command.musubi_architecture(script.script)
+                try:
+                    count = musubi_count.count_musubi(training_args, script.num_processes, architecture)
+                except options.OptionError as error:
+                    parser.error(str(error))
+                training_args.train_data_dir = training_args.dataset_config = None  # counted: not an sd-scripts dataset
+            return fallback, args, training_args, script.num_processes, f"{script.script.name} (musubi-tuner, read by sdsched)", count
+        return fallback, args, training_args, script.num_processes, f"{script.script.name} (read by sdsched: sd-scripts not found)", None
+    return _read_with_sd_scripts(parser, args, script, folder, fall_back=False)
+
+
+def _read_with_sd_scripts(parser, args, script, folder, fall_back: bool = True):
+    """The run read by sd-scripts' own parser and dataset code. Where that code cannot read it
+    (``sd_scripts.Fallback``), one line on stderr; then None when the script itself could not be
+    read (``fall_back``: sdsched reads the flags), else the run without a dataset count (the flags
+    give the steps)."""
     from .run import sd_scripts  # sd-scripts' own parser and dataset code: imports what it imports
 
     with host_output(args.json):
-        training_args, module = sd_scripts.read_training_args(folder / script.script.name, script.script_args, script.num_processes)
+        try:
+            training_args, module = sd_scripts.read_training_args(folder / script.script.name, script.script_args, script.num_processes)
+        except sd_scripts.Fallback as note:
+            print(f"sdsched preview: {note}", file=sys.stderr)
+            if fall_back:
+                return None
+            parser.error(str(note))
         count = None
         if has_dataset(training_args) and args.steps_per_epoch is None:
             try:
                 count = sd_scripts.count_run(training_args, script.num_processes, trainer=sd_scripts.trainer_of(module))
             except options.OptionError as error:
                 parser.error(str(error))
+            except sd_scripts.Fallback as note:
+                print(f"sdsched preview: {note}", file=sys.stderr)
+                for name in DATASET_FLAGS:  # not counted: the flags decide the steps
+                    setattr(training_args, name, None)
     return parser, args, training_args, script.num_processes, f"{script.script.name} (sd-scripts at {folder})", count
 
 

@@ -10,6 +10,7 @@ import os
 import sys
 
 from ..hosts import patching
+from ..hosts import sd_scripts as host
 from ..hosts.sd_scripts import MODULE_NAME, install
 from ..schedule import options
 
@@ -30,6 +31,15 @@ def trainer_of(module):
     return None
 
 
+class Fallback(Exception):
+    """sd-scripts' own code cannot read this run (the script does not import in this venv, has no
+    ``setup_parser()``, or uses a custom ``--dataset_class``): one line saying so, in English /
+    日本語; the preview goes on with the flags alone."""
+
+    def __init__(self, en: str, ja: str):
+        super().__init__(f"{en} / {ja}")
+
+
 def read_training_args(script, script_args: list[str], num_processes: int):
     """(arguments, script module) of a training command as the script itself reads them: its own
     ``setup_parser()``, ``parse_args`` and (patched) ``read_config_from_file``, which also runs
@@ -46,11 +56,17 @@ def read_training_args(script, script_args: list[str], num_processes: int):
 
     spec = importlib.util.spec_from_file_location(f"_sdsched_script_{script.stem}", script)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:  # e.g. train_textual_inversion_XTI.py with a diffusers it predates
+        raise Fallback(
+            f"{script.name} does not import here ({type(error).__name__}: {error}): read by sdsched from the flags",
+            f"{script.name} をこの環境で import できません: フラグから sdsched が読みます",
+        ) from None
     if not callable(getattr(module, "setup_parser", None)):
-        raise options.OptionError(
-            "--", str(script), "a training script with setup_parser() (train_network.py, sdxl_train_network.py, ...)",
-            "setup_parser() を持つ学習スクリプト(train_network.py など)",
+        raise Fallback(
+            f"{script.name} has no setup_parser(): read by sdsched from the flags",
+            f"{script.name} には setup_parser() がありません: フラグから sdsched が読みます",
         )
     install(importlib.import_module(MODULE_NAME))  # a no-op where the startup hook has patched it
     saved_argv, saved_world = sys.argv, os.environ.get("WORLD_SIZE")
@@ -228,7 +244,8 @@ def count_run(args, num_processes: int = 1, *, trainer=None):
     ``sdxl_train_network.SdxlNetworkTrainer()``), whose latents caching strategy is set as the
     script sets it; SD 1.x/2.x's by default. Returns ``steps.RunCount`` (source
     "sd-scripts"). Raises ``options.OptionError`` with sd-scripts' own message when sd-scripts
-    rejects the dataset; ImportError when sd-scripts is not importable."""
+    rejects the dataset; ``Fallback`` for a custom ``--dataset_class``; ImportError when sd-scripts
+    is not importable."""
     import copy
     import random
 
@@ -239,11 +256,13 @@ def count_run(args, num_processes: int = 1, *, trainer=None):
     train_util = importlib.import_module("library.train_util")
     config_util = importlib.import_module("library.config_util")
     if getattr(args, "dataset_class", None) is not None:
-        raise OptionError(
-            "--dataset_class", args.dataset_class, "no custom dataset class: its length is known only to its own code",
-            "独自のデータセットクラスは長さを数えられません",
+        raise Fallback(
+            f"--dataset_class {args.dataset_class}: a custom dataset's length is known only to its own code; steps from the flags",
+            f"独自のデータセットクラス({args.dataset_class})の長さは数えられません: ステップ数はフラグから求めます",
         )
     layout.check_folders(args)  # a mistyped --reg_data_dir is an error here, not a silent run without reg images
+    host.check_folders(args)  # and a train_data_dir without N_name folders, as the training's dataset hook says
+    patching.install(host.config_patches(config_util), "sd-scripts' config_util")  # the hook's named errors; a no-op where it is on
     recipe = Recipe(args)  # before the defaults below add the flags the script does not have
     args = copy.deepcopy(args)  # prepare_dataset_args rewrites resolution and face_crop_aug_range in place
     _fill_dataset_defaults(train_util, args)
@@ -263,7 +282,12 @@ def count_run(args, num_processes: int = 1, *, trainer=None):
                 group = config_util.generate_dataset_group_by_blueprint(blueprint.dataset_group)
             finally:
                 undo()
-    except (AssertionError, ValueError, OSError, TypeError, KeyError) as error:
+    except OptionError:  # the dataset hook's DatasetError: the file and why
+        raise
+    except (AssertionError, ValueError, OSError, TypeError, KeyError, ZeroDivisionError) as error:
+        named = host.explain(error)
+        if named is not None:
+            raise named from None
         raise OptionError(where[0], where[1], f"a dataset that sd-scripts accepts: {error}", f"sd-scripts がデータセットを読めません: {error}") from None
     except Exception as error:
         if type(error).__module__.startswith("voluptuous"):  # ConfigSanitizer's schema
