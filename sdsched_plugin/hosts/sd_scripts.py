@@ -53,10 +53,25 @@ class DatasetError(OptionError):
     would work (the bilingual OptionError)."""
 
 
+# depth of ``raising_to_caller`` blocks: the preview's count wants the error, not an exit
+_to_caller: list[bool] = []
+
+
+class raising_to_caller:
+    """Within it, the dataset hook raises DatasetError instead of exiting (the preview's count)."""
+
+    def __enter__(self):
+        _to_caller.append(True)
+
+    def __exit__(self, *exc):
+        _to_caller.pop()
+        return False
+
+
 def _fail(error: DatasetError):
     """In training (the arguments were read by the patched read_config_from_file): the line and
     exit 2, no traceback, the model not loaded. Elsewhere (the preview): raise it."""
-    if not patching._last_read:
+    if _to_caller or not patching._last_read:
         raise error
     prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "sd-scripts"
     print(f"{prog}: error: {error}", file=sys.stderr)
@@ -201,15 +216,13 @@ def check_folders(args) -> None:
     run without regularization images). Raises DatasetError."""
     if getattr(args, "dataset_config", None) is not None or getattr(args, "in_json", None) is not None:
         return
-    for flag in ("train_data_dir", "reg_data_dir"):
-        folder = getattr(args, flag, None)
-        if folder is None:
-            continue
-        folder = str(folder)
+    folders = [(flag, str(getattr(args, flag))) for flag in ("train_data_dir", "reg_data_dir") if getattr(args, flag, None) is not None]
+    for flag, folder in folders:
         if not os.path.isdir(folder):
             raise DatasetError(f"--{flag}", folder, "an existing folder", "存在するフォルダを指定してください")
-        if getattr(args, "conditioning_data_dir", None) is not None and not hasattr(args, "reg_data_dir"):
-            continue  # a ControlNet script: the images are in the folder itself
+    if getattr(args, "conditioning_data_dir", None) is not None and not hasattr(args, "reg_data_dir"):
+        return  # a ControlNet script: the images are in the folder itself
+    for flag, folder in folders:
         names = [entry.name for entry in os.scandir(folder) if entry.is_dir()]
         if not any(name.split("_")[0].isdigit() and int(name.split("_")[0]) >= 1 for name in names):
             loose = " (its images are directly in it)" if _has_images(folder) else ""
@@ -226,7 +239,7 @@ def named_dataset_errors(original, *args, **kwargs):
     named (``DatasetError``) instead of ending in a traceback or a run without data; then the
     epoch check of ``patching.check_after_dataset``."""
     try:
-        if patching._last_read:
+        if patching._last_read and not _to_caller:
             check_folders(patching._last_read[0])
         result = patching.check_after_dataset(original, *args, **kwargs)
         check_group(result[0] if isinstance(result, tuple) else result)

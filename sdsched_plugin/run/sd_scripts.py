@@ -270,7 +270,7 @@ def count_run(args, num_processes: int = 1, *, trainer=None):
     random_state = random.getstate()
     captured = _Captured()
     try:
-        with captured:
+        with captured, host.raising_to_caller():
             train_util.prepare_dataset_args(args, recipe.fine_tuning)
             if getattr(args, "seed", None) is not None:
                 random.seed(args.seed)  # train_network.py: set_seed(args.seed), then the datasets (a validation split shuffles with it)
