@@ -10,10 +10,8 @@ real scripts' parsers and dataset code, and real subprocesses for the CLI and tr
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 

@@ -21,10 +21,11 @@ torch, what sd-scripts does before it loads a model:
   ``steps per epoch = ceil(ceil(batches / processes) / accumulation)``.
 
 Image sizes come from the file headers (PNG, JPEG, WebP, BMP: the formats sd-scripts always
-accepts), read as the ``imagesize`` package that sd-scripts uses reads them. Where the count
+accepts), read by the ``imagesize`` package that sd-scripts itself uses (``dataset_config.image_size``). Where the count
 cannot be exact (an unreadable image, a random validation split over several buckets, AVIF/JPEG-XL
 files that sd-scripts only reads with an optional plugin), ``RunCount.estimate`` is True and a
-note says why, in English and Japanese. Must not import torch, numpy, PIL or sd-scripts.
+note says why, in English and Japanese. Must not import torch, numpy, PIL or sd-scripts; the readers
+it shares with ``musubi`` are in ``dataset_config``.
 """
 
 from __future__ import annotations
@@ -33,39 +34,16 @@ import json
 import math
 import os
 import random
-import struct
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 from ..schedule.options import OptionError
-from ..schedule.steps import DatasetCount, RunCount, run_count
+from ..schedule.steps import DatasetCount, RunCount
+from .dataset_config import (
+    DEFAULTS, IMAGE_EXTENSIONS, PLUGIN_EXTENSIONS, State, arg_value, checked, image_size, load_config, lookup, resolution_of,
+    run_count_of,
+)  # fmt: skip
 
-# train_util.IMAGE_EXTENSIONS without the optional plugins (pillow-avif-plugin, jxlpy / pillow-jxl)
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".PNG", ".JPG", ".JPEG", ".WEBP", ".BMP")
-PLUGIN_EXTENSIONS = (".avif", ".AVIF", ".jxl", ".JXL")
-# sd-scripts' argparse defaults for the values the count depends on
-DEFAULTS = {
-    "train_batch_size": 1,
-    "max_train_steps": 1600,
-    "max_train_epochs": None,
-    "gradient_accumulation_steps": 1,
-    "resolution": None,
-    "enable_bucket": False,
-    "min_bucket_reso": 256,
-    "max_bucket_reso": 1024,
-    "bucket_reso_steps": 64,
-    "bucket_no_upscale": False,
-    "dataset_repeats": 1,
-    "train_data_dir": None,
-    "reg_data_dir": None,
-    "in_json": None,
-    "dataset_config": None,
-    "dataset_class": None,
-    "masked_loss": False,
-    "seed": None,
-    "validation_split": 0.0,
-    "validation_seed": None,
-}
 # DreamBoothDatasetParams / FineTuningDatasetParams defaults (config_util), used when neither the
 # TOML nor the command line gives the value
 DATASET_DEFAULTS = {
@@ -82,66 +60,6 @@ DATASET_DEFAULTS = {
 SUBSET_DEFAULTS = {"image_dir": None, "num_repeats": 1, "is_reg": False, "cache_info": False, "metadata_file": None}
 # command-line names that the TOML spells differently (ConfigSanitizer.ARGPARSE_OPTNAME_TO_CONFIG_OPTNAME)
 ARG_TO_CONFIG = {"train_batch_size": "batch_size", "dataset_repeats": "num_repeats"}
-
-
-def _note(en: str, ja: str) -> str:
-    return f"{en} / {ja}"
-
-
-# ---------------------------------------------------------------------------------------------
-# image headers, read as the imagesize package reads them
-
-
-def image_size(path: str) -> tuple[int, int] | None:
-    """(width, height) from the file header, or None when the header is not one we can read.
-    The format is told by the content, not the extension, and EXIF orientation is not applied:
-    sd-scripts' ``get_image_size`` (``imagesize.get``) does the same."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(64)
-            if len(head) >= 24 and head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
-                return struct.unpack(">LL", head[16:24])
-            if len(head) >= 2 and head.startswith(b"\xff\xd8"):
-                return _jpeg_size(f)
-            if head.startswith(b"RIFF") and head[8:12] == b"WEBP" and len(head) >= 30:
-                kind = head[12:16]
-                if kind == b"VP8 ":
-                    return struct.unpack("<HH", head[26:30])
-                if kind == b"VP8X":
-                    width = struct.unpack("<I", head[24:27] + b"\0")[0] + 1
-                    return width, struct.unpack("<I", head[27:30] + b"\0")[0] + 1
-                if kind == b"VP8L":
-                    b = head[21:25]
-                    return (((b[1] & 63) << 8) | b[0]) + 1, (((b[3] & 15) << 10) | (b[2] << 2) | ((b[1] & 192) >> 6)) + 1
-                return None
-            if head.startswith(b"BM") and len(head) >= 26:
-                width, height = struct.unpack("<ll", head[18:26])
-                return width, abs(height)  # a negative height is a top-down bitmap
-    except (OSError, struct.error):
-        return None
-    return None
-
-
-def _jpeg_size(f) -> tuple[int, int] | None:
-    # walk the markers to the first SOFn (C0..CF without DHT C4, JPG C8, DAC CC)
-    f.seek(2)
-    while True:
-        byte = f.read(1)
-        while byte == b"\xff":
-            byte = f.read(1)
-        if not byte:
-            return None
-        marker = byte[0]
-        length = struct.unpack(">H", f.read(2))[0]
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            f.seek(1, 1)  # precision
-            height, width = struct.unpack(">HH", f.read(4))
-            return width, height
-        f.seek(length - 2, 1)
-        # the next byte must start a marker
-        byte = f.read(1)
-        if byte != b"\xff":
-            return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,67 +133,6 @@ class Buckets:
 # reading the inputs
 
 
-def _get(args: Any, name: str) -> Any:
-    if isinstance(args, Mapping):
-        value = args.get(name, DEFAULTS.get(name))
-    else:
-        value = getattr(args, name, DEFAULTS.get(name))
-    return DEFAULTS.get(name) if value is None else value
-
-
-def _resolution(value: Any, flag: str) -> tuple[int, int] | None:
-    """``"512"``, ``"512,768"`` (the command line), 512 or [512, 768] (TOML), or a tuple."""
-    if value is None:
-        return None
-    en = "a size or width,height in pixels, e.g. 512 or 512,768"
-    ja = "解像度は「サイズ」または「幅,高さ」で指定してください(例: 512 や 512,768)"
-    try:
-        if isinstance(value, str):
-            parts = [int(part) for part in value.split(",")]
-        elif isinstance(value, (list, tuple)):
-            parts = [_int(part) for part in value]
-        else:
-            parts = [_int(value)]
-    except (TypeError, ValueError):
-        raise OptionError(flag, value, en, ja) from None
-    if len(parts) == 1:
-        parts = parts * 2
-    if len(parts) != 2 or min(parts) <= 0:
-        raise OptionError(flag, value, en, ja)
-    return parts[0], parts[1]
-
-
-def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(value)
-    return value
-
-
-def _load_config(path: str) -> dict:
-    flag = "--dataset_config"
-    if not os.path.isfile(path):
-        raise OptionError(flag, str(path), "an existing .toml or .json file", "存在する .toml か .json ファイルを指定してください")
-    name = str(path).lower()
-    try:
-        if name.endswith(".json"):
-            with open(path, encoding="utf-8") as f:
-                return json.load(f)
-        if name.endswith(".toml"):
-            try:
-                import tomllib  # Python 3.11+
-            except ImportError:  # Python 3.10: sd-scripts itself reads TOML with the toml package
-                import toml
-
-                return toml.load(path)
-            with open(path, "rb") as f:
-                return tomllib.load(f)
-    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError, TOMLDecodeError, toml's TomlDecodeError
-        raise OptionError(
-            flag, str(path), f"a valid TOML / JSON file ({error})", f"TOML / JSON の書式が正しくありません({error})"
-        ) from None
-    raise OptionError(flag, str(path), "a .toml or .json file", ".toml か .json ファイルを指定してください")
-
-
 def _repeat_folders(base: str | None, is_reg: bool) -> list[dict]:
     """config_util.generate_dreambooth_subsets_config_by_subdirs: subfolders named N_name, in
     the order the file system lists them (sd-scripts uses Path.iterdir)."""
@@ -327,20 +184,7 @@ class _Image:
     legacy_size: tuple[int, int] | None = None  # fine tuning: train_resolution
 
 
-@dataclass
-class _State:
-    notes: list[str] = field(default_factory=list)
-    estimate: bool = False
-    split_rng: random.Random | None = None
-
-    def note(self, en: str, ja: str, estimate: bool = True) -> None:
-        text = _note(en, ja)
-        if text not in self.notes:
-            self.notes.append(text)
-        self.estimate = self.estimate or estimate
-
-
-def _split(paths: list, split: float, seed: int | None, state: _State, where: str) -> list:
+def _split(paths: list, split: float, seed: int | None, state: State, where: str) -> list:
     """train_util.split_train_val for the training side: shuffled with the validation seed (or
     the run's random state, seeded by --seed), the first ceil(n * (1 - split)) kept."""
     if seed is not None:
@@ -358,54 +202,30 @@ def _split(paths: list, split: float, seed: int | None, state: _State, where: st
     return paths[: math.ceil(len(paths) * (1 - split))]
 
 
-def _lookup(key: str, layers: Iterable[Mapping], default: Any) -> Any:
-    # BlueprintGenerator.search_value: the first layer with a value that is not None
-    for layer in layers:
-        value = layer.get(key)
-        if value is not None:
-            return value
-    return default
-
-
-def _checked(value: Any, kind: type, flag: str, minimum: int | None = None) -> Any:
-    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-    if kind is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok and minimum is not None and value < minimum:
-        ok = False
-    if not ok:
-        en = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}[kind]
-        ja = {bool: "true か false", int: "整数", float: "数値", str: "文字列"}[kind]
-        if minimum is not None:
-            en, ja = f"{en} >= {minimum}", f"{minimum} 以上の{ja}"
-        raise OptionError(flag, value, en, ja)
-    return value
-
-
 def count(args: Any, num_processes: int = 1) -> RunCount:
     """Count the run that ``args`` (sd-scripts' parsed namespace, or a mapping with the same
     names: train_data_dir, reg_data_dir, in_json, dataset_config, resolution, train_batch_size,
     enable_bucket, min_bucket_reso, max_bucket_reso, bucket_reso_steps, bucket_no_upscale,
     dataset_repeats, max_train_steps, max_train_epochs, gradient_accumulation_steps, seed,
     validation_split, validation_seed, masked_loss) would train on ``num_processes`` processes."""
-    state = _State()
-    if _get(args, "seed") is not None:
+    state = State()
+    if arg_value(args, "seed") is not None:
         # train_network.py seeds Python's random with --seed before it builds the datasets; a
         # validation split without validation_seed shuffles with it, dataset after dataset
-        state.split_rng = random.Random(_get(args, "seed"))
-    if _get(args, "dataset_class") is not None:
+        state.split_rng = random.Random(arg_value(args, "seed"))
+    if arg_value(args, "dataset_class") is not None:
         raise OptionError(
             "--dataset_class",
-            _get(args, "dataset_class"),
+            arg_value(args, "dataset_class"),
             "no custom dataset class: its length is known only to its own code",
             "独自のデータセットクラスは長さを数えられません",
         )
-    processes = _checked(num_processes, int, "--num_processes", 1)
-    accumulation = _checked(_get(args, "gradient_accumulation_steps"), int, "--gradient_accumulation_steps", 1)
-    epochs_flag = _get(args, "max_train_epochs")
+    processes = checked(num_processes, int, "--num_processes", 1)
+    accumulation = checked(arg_value(args, "gradient_accumulation_steps"), int, "--gradient_accumulation_steps", 1)
+    epochs_flag = arg_value(args, "max_train_epochs")
     if epochs_flag is not None:
-        _checked(epochs_flag, int, "--max_train_epochs", 1)
-    steps_flag = _checked(_get(args, "max_train_steps"), int, "--max_train_steps", 1)
+        checked(epochs_flag, int, "--max_train_epochs", 1)
+    steps_flag = checked(arg_value(args, "max_train_steps"), int, "--max_train_steps", 1)
 
     user_config, where = _user_config(args)
     arg_layer = _argparse_layer(args)
@@ -429,32 +249,22 @@ def count(args: Any, num_processes: int = 1) -> RunCount:
             "画像ファイルのヘッダーのサイズで sd-scripts の BucketManager と同じ bucket 分けをしました",
             estimate=False,
         )
-    return _run_count(datasets, batches, processes, accumulation, epochs_flag, steps_flag, state, "folder layout")
-
-
-def _run_count(datasets, batches, processes, accumulation, epochs_flag, steps_flag, state, source: str) -> RunCount:
-    """The RunCount of datasets counted here."""
-    return run_count(
-        batches, processes, accumulation, epochs_flag, steps_flag,
-        num_train_images=sum(d.num_train_images for d in datasets),
-        num_reg_images=sum(d.num_reg_images for d in datasets),
-        source=source, estimate=state.estimate, notes=tuple(state.notes), datasets=tuple(datasets),
-    )  # fmt: skip
+    return run_count_of(datasets, batches, processes, accumulation, epochs_flag, steps_flag, state, "folder layout")
 
 
 def _user_config(args: Any) -> tuple[dict, tuple[str, Any]]:
     """What train_network.py builds before BlueprintGenerator.generate: the --dataset_config file,
     or one dataset from --train_data_dir / --reg_data_dir (DreamBooth) or --in_json (fine tuning)."""
-    config_path = _get(args, "dataset_config")
+    config_path = arg_value(args, "dataset_config")
     if config_path is not None:
-        config = _load_config(str(config_path))
+        config = load_config(str(config_path))
         if not isinstance(config, dict) or not isinstance(config.get("datasets", []), list):
             raise OptionError(
                 "--dataset_config", str(config_path), "[[datasets]] tables with [[datasets.subsets]]", "[[datasets]] と [[datasets.subsets]] の表で書いてください"
             )
         return config, ("--dataset_config", str(config_path))
     check_folders(args)
-    train_dir, reg_dir, in_json = _get(args, "train_data_dir"), _get(args, "reg_data_dir"), _get(args, "in_json")
+    train_dir, reg_dir, in_json = arg_value(args, "train_data_dir"), arg_value(args, "reg_data_dir"), arg_value(args, "in_json")
     if in_json is None:
         if train_dir is None:
             raise OptionError(
@@ -474,10 +284,10 @@ def check_folders(args: Any) -> None:
     """--train_data_dir / --reg_data_dir must be folders when no --dataset_config replaces them.
     Stricter than sd-scripts on purpose: it trains nothing ("No data found") without the first and
     silently trains without regularization images when the second is mistyped."""
-    if _get(args, "dataset_config") is not None or _get(args, "in_json") is not None:
+    if arg_value(args, "dataset_config") is not None or arg_value(args, "in_json") is not None:
         return
     for flag in ("--train_data_dir", "--reg_data_dir"):
-        folder = _get(args, flag[2:])
+        folder = arg_value(args, flag[2:])
         if folder is not None and not os.path.isdir(str(folder)):
             raise OptionError(flag, str(folder), "an existing folder", "存在するフォルダを指定してください")
 
@@ -485,14 +295,14 @@ def check_folders(args: Any) -> None:
 def _argparse_layer(args: Any) -> dict:
     layer = {}
     for name in DEFAULTS:
-        value = _get(args, name)
+        value = arg_value(args, name)
         if name == "resolution":
-            value = _resolution(value, "--resolution")
+            value = resolution_of(value, "--resolution")
         layer[ARG_TO_CONFIG.get(name, name)] = value
     return layer
 
 
-def _count_dataset(index: int, config: Any, general: Mapping, arg_layer: Mapping, args: Any, where, state: _State) -> DatasetCount:
+def _count_dataset(index: int, config: Any, general: Mapping, arg_layer: Mapping, args: Any, where, state: State) -> DatasetCount:
     cfg_flag = f"{where[0]} [[datasets]] #{index + 1}" if where[0] == "--dataset_config" else where[0]
     if not isinstance(config, Mapping):
         raise OptionError(cfg_flag, config, "a table", "表([[datasets]])で書いてください")
@@ -512,12 +322,12 @@ def _count_dataset(index: int, config: Any, general: Mapping, arg_layer: Mapping
     layers = (config, general, arg_layer)
 
     def dataset_value(key, kind_, minimum=None):
-        value = _lookup(key, layers, DATASET_DEFAULTS[key])
+        value = lookup(key, layers, DATASET_DEFAULTS[key])
         in_file = key in config or key in general
         flag = f"{cfg_flag} {key}" if in_file else "--train_batch_size" if key == "batch_size" else f"--{key}"
         if key == "resolution":
-            return _resolution(value, flag)
-        return None if value is None else _checked(value, kind_, flag, minimum)
+            return resolution_of(value, flag)
+        return None if value is None else checked(value, kind_, flag, minimum)
 
     batch_size = dataset_value("batch_size", int, 1)
     resolution = dataset_value("resolution", None)
@@ -615,10 +425,10 @@ def _count_dataset(index: int, config: Any, general: Mapping, arg_layer: Mapping
 
 
 def _subset_value(key, subset, layers, flag, kind_, minimum=None):
-    value = _lookup(key, (subset, *layers), SUBSET_DEFAULTS.get(key))
+    value = lookup(key, (subset, *layers), SUBSET_DEFAULTS.get(key))
     if value is None:
         return None
-    return _checked(value, kind_, flag, minimum)
+    return checked(value, kind_, flag, minimum)
 
 
 def _dreambooth(subsets, config, general, arg_layer, cfg_flag, images, rows, state, controlnet, split, split_seed):

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 from ..schedule.options import OptionError
 from ..schedule.steps import DatasetCount, RunCount
-from .layout import IMAGE_EXTENSIONS, _State, _checked, _get, _load_config, _lookup, _resolution, _run_count, image_size
+from .dataset_config import IMAGE_EXTENSIONS, State, arg_value, checked, image_size, load_config, lookup, resolution_of, run_count_of
 
 MUSUBI_RESO_STEPS = {"ho1": 32}  # BucketSelector.ARCHITECTURE_STEPS_MAP: 16 for every other architecture
 MUSUBI_IMAGE_EXTENSIONS = IMAGE_EXTENSIONS + (".avif", ".AVIF")
@@ -66,19 +66,19 @@ def count_musubi(args: Any, num_processes: int = 1, architecture: str | None = N
     name in its cache files ("hv", "wan", "fp", "fk", "qi", "qie", "f2d", "zi", ...)."""
     import re
 
-    state = _State()
-    processes = _checked(num_processes, int, "--num_processes", 1)
-    accumulation = _checked(_get(args, "gradient_accumulation_steps"), int, "--gradient_accumulation_steps", 1)
-    epochs_flag = _get(args, "max_train_epochs")
+    state = State()
+    processes = checked(num_processes, int, "--num_processes", 1)
+    accumulation = checked(arg_value(args, "gradient_accumulation_steps"), int, "--gradient_accumulation_steps", 1)
+    epochs_flag = arg_value(args, "max_train_epochs")
     if epochs_flag is not None:
-        _checked(epochs_flag, int, "--max_train_epochs", 1)
-    steps_flag = _checked(_get(args, "max_train_steps"), int, "--max_train_steps", 1)
-    config_path = _get(args, "dataset_config")
+        checked(epochs_flag, int, "--max_train_epochs", 1)
+    steps_flag = checked(arg_value(args, "max_train_steps"), int, "--max_train_steps", 1)
+    config_path = arg_value(args, "dataset_config")
     if config_path is None:
         raise OptionError("--dataset_config", None, "musubi-tuner's dataset config TOML", "musubi-tuner のデータセット設定 TOML を指定してください")
     if not architecture:
         raise OptionError("architecture", architecture, "the cache files' architecture, e.g. hv, wan, fp, qi", "キャッシュファイルのアーキテクチャ名(例: hv, wan, fp, qi)")
-    config = _load_config(str(config_path))
+    config = load_config(str(config_path))
     general = config.get("general", {}) or {}
     steps = MUSUBI_RESO_STEPS.get(architecture, 16)
     datasets = []
@@ -89,13 +89,13 @@ def count_musubi(args: Any, num_processes: int = 1, architecture: str | None = N
             raise OptionError(flag, ds, "a table", "表([[datasets]])で書いてください")
         layers = (ds, general)
         is_image = "image_directory" in ds or "image_jsonl_file" in ds
-        batch_size = _checked(_lookup("batch_size", layers, 1), int, f"{flag} batch_size", 1)
-        repeats = _checked(_lookup("num_repeats", layers, 1), int, f"{flag} num_repeats", 1)
-        resolution = _resolution(_lookup("resolution", layers, (960, 544)), f"{flag} resolution")
-        enable_bucket = _checked(_lookup("enable_bucket", layers, False), bool, f"{flag} enable_bucket")
-        no_upscale = _checked(_lookup("bucket_no_upscale", layers, False), bool, f"{flag} bucket_no_upscale")
+        batch_size = checked(lookup("batch_size", layers, 1), int, f"{flag} batch_size", 1)
+        repeats = checked(lookup("num_repeats", layers, 1), int, f"{flag} num_repeats", 1)
+        resolution = resolution_of(lookup("resolution", layers, (960, 544)), f"{flag} resolution")
+        enable_bucket = checked(lookup("enable_bucket", layers, False), bool, f"{flag} enable_bucket")
+        no_upscale = checked(lookup("bucket_no_upscale", layers, False), bool, f"{flag} bucket_no_upscale")
         directory = ds.get("image_directory") if is_image else ds.get("video_directory")
-        cache_dir = _lookup("cache_directory", layers, None) or directory
+        cache_dir = lookup("cache_directory", layers, None) or directory
         selector = MusubiBuckets(resolution, enable_bucket, no_upscale, steps)
         counts: dict[tuple, int] = {}
         caches = []
@@ -175,5 +175,5 @@ def count_musubi(args: Any, num_processes: int = 1, architecture: str | None = N
     batches = sum(d.batches for d in datasets)
     if batches == 0:
         raise OptionError("--dataset_config", str(config_path), "a dataset with at least one cached item", "キャッシュ済みのデータが見つかりません")
-    return _run_count(datasets, batches, processes, accumulation, epochs_flag, steps_flag, state, "latent caches" if from_caches else "folder layout")
+    return run_count_of(datasets, batches, processes, accumulation, epochs_flag, steps_flag, state, "latent caches" if from_caches else "folder layout")
 
