@@ -236,36 +236,15 @@ def _fill_dataset_defaults(train_util, args) -> None:
             setattr(args, name, value)
 
 
-def count_run(args, num_processes: int = 1, *, trainer=None):
-    """The run's size as sd-scripts computes it: its own BlueprintGenerator,
-    generate_dataset_group_by_blueprint and make_buckets on ``args`` (the namespace that the
-    training script's ``setup_parser()`` and ``train_util.read_config_from_file`` produced; not
-    changed), then train_network.py's arithmetic. ``trainer``: the script's trainer object (e.g.
-    ``sdxl_train_network.SdxlNetworkTrainer()``), whose latents caching strategy is set as the
-    script sets it; SD 1.x/2.x's by default. Returns ``steps.RunCount`` (source
-    "sd-scripts"). Raises ``options.OptionError`` with sd-scripts' own message when sd-scripts
-    rejects the dataset; ``Fallback`` for a custom ``--dataset_class``; ImportError when sd-scripts
-    is not importable."""
-    import copy
+def _build_group(train_util, config_util, args, recipe: Recipe, trainer):
+    """The script's dataset group from ``args`` (a copy: prepare_dataset_args rewrites it), built
+    as the script builds it, its logs kept (returned) instead of printed; the random state, the
+    latents caching strategy and the logging left as they were. sd-scripts' errors come back as
+    OptionError: the dataset hook's named ones (``DatasetError``) as they are."""
     import random
 
-    from ..schedule import steps
     from ..schedule.options import OptionError
-    from . import layout
 
-    train_util = importlib.import_module("library.train_util")
-    config_util = importlib.import_module("library.config_util")
-    if getattr(args, "dataset_class", None) is not None:
-        raise Fallback(
-            f"--dataset_class {args.dataset_class}: a custom dataset's length is known only to its own code; steps from the flags",
-            f"独自のデータセットクラス({args.dataset_class})の長さは数えられません: ステップ数はフラグから求めます",
-        )
-    layout.check_folders(args)  # a mistyped --reg_data_dir is an error here, not a silent run without reg images
-    host.check_folders(args)  # and a train_data_dir without N_name folders, as the training's dataset hook says
-    patching.install(host.config_patches(config_util), "sd-scripts' config_util")  # the hook's named errors; a no-op where it is on
-    recipe = Recipe(args)  # before the defaults below add the flags the script does not have
-    args = copy.deepcopy(args)  # prepare_dataset_args rewrites resolution and face_crop_aug_range in place
-    _fill_dataset_defaults(train_util, args)
     where = _where(args)
     random_state = random.getstate()
     captured = _Captured()
@@ -295,13 +274,46 @@ def count_run(args, num_processes: int = 1, *, trainer=None):
         raise
     finally:
         random.setstate(random_state)
+    return group, captured.records
+
+
+def count_run(args, num_processes: int = 1, *, trainer=None):
+    """The run's size as sd-scripts computes it: its own BlueprintGenerator,
+    generate_dataset_group_by_blueprint and make_buckets on ``args`` (the namespace that the
+    training script's ``setup_parser()`` and ``train_util.read_config_from_file`` produced; not
+    changed), then train_network.py's arithmetic. ``trainer``: the script's trainer object (e.g.
+    ``sdxl_train_network.SdxlNetworkTrainer()``), whose latents caching strategy is set as the
+    script sets it; SD 1.x/2.x's by default. Returns ``steps.RunCount`` (source
+    "sd-scripts"). Raises ``options.OptionError`` with sd-scripts' own message when sd-scripts
+    rejects the dataset; ``Fallback`` for a custom ``--dataset_class``; ImportError when sd-scripts
+    is not importable."""
+    import copy
+
+    from ..schedule import steps
+    from ..schedule.options import OptionError
+    from . import layout
+
+    train_util = importlib.import_module("library.train_util")
+    config_util = importlib.import_module("library.config_util")
+    if getattr(args, "dataset_class", None) is not None:
+        raise Fallback(
+            f"--dataset_class {args.dataset_class}: a custom dataset's length is known only to its own code; steps from the flags",
+            f"独自のデータセットクラス({args.dataset_class})の長さは数えられません: ステップ数はフラグから求めます",
+        )
+    layout.check_folders(args)  # a mistyped --reg_data_dir is an error here, not a silent run without reg images
+    host.check_folders(args)  # and a train_data_dir without N_name folders, as the training's dataset hook says
+    patching.install(host.config_patches(config_util), "sd-scripts' config_util")  # the hook's named errors; a no-op where it is on
+    recipe = Recipe(args)  # before the defaults below add the flags the script does not have
+    args = copy.deepcopy(args)  # prepare_dataset_args rewrites resolution and face_crop_aug_range in place
+    _fill_dataset_defaults(train_util, args)
+    group, notes = _build_group(train_util, config_util, args, recipe, trainer)
     if isinstance(group, tuple):  # v0.10+: (training group, validation group or None)
         group = group[0]
 
     batches = len(group)
     if batches == 0:
         raise OptionError(
-            where[0], where[1],
+            *_where(args),
             "a dataset with at least one image (train_data_dir is the parent of folders such as 10_name)",
             "画像が見つかりません(train_data_dir には 10_name のような画像フォルダの親フォルダを指定してください)",
         )
@@ -309,10 +321,7 @@ def count_run(args, num_processes: int = 1, *, trainer=None):
     accumulation = getattr(args, "gradient_accumulation_steps", 1)
     # sd-scripts' own bilingual warnings ("some of reg images are not used / ..."), without the
     # lists of file names that follow some of them
-    notes = []
-    for message in captured.records:
-        if " / " in message and message not in notes:
-            notes.append(message)
+    notes = [message for index, message in enumerate(notes) if " / " in message and message not in notes[:index]]
     return steps.run_count(
         batches, num_processes, accumulation, epochs_flag, args.max_train_steps,
         num_train_images=group.num_train_images,
