@@ -274,9 +274,15 @@ def test_the_preview_and_training_name_an_unreadable_image_in_one_line(tmp_path)
 
 
 @needs_sd_scripts
-def test_a_custom_dataset_class_falls_back_to_the_flags_in_one_line(tmp_path):
-    process = _cli(["preview", "--json", "--", "python", str(SD_SCRIPTS_DIR / "train_network.py"), "--dataset_class=my.Dataset",
-                    f"--train_data_dir={tmp_path}", "--max_train_steps=77", "--pretrained_model_name_or_path=unused"], tmp_path)  # fmt: skip
-    assert process.returncode == 0, process.stderr[-2000:]
-    assert "--dataset_class my.Dataset: a custom dataset's length is known only to its own code; steps from the flags" in process.stderr
-    assert '"steps": 77' in process.stdout
+def test_a_custom_dataset_class_falls_back_to_the_flags_in_one_line(tmp_path, capsys):
+    from sdsched_plugin import cli
+
+    argv = ["preview", "--json", "--", "python", str(SD_SCRIPTS_DIR / "train_network.py"), "--dataset_class=my.Dataset",
+            f"--train_data_dir={tmp_path}", "--max_train_steps=77", "--pretrained_model_name_or_path=unused"]  # fmt: skip
+    assert cli.main(argv) == 0
+    out = capsys.readouterr()
+    assert out.err.strip().splitlines()[-1] == (
+        "sdsched preview: --dataset_class my.Dataset: a custom dataset's length is known only to its own code; steps from the flags"
+        " / 独自のデータセットクラス(my.Dataset)の長さは数えられません: ステップ数はフラグから求めます"
+    )
+    assert '"steps": 77' in out.out
