@@ -60,10 +60,12 @@ def ns(**values):
          [("base", 1e-4), ("cross_attn", 1e-4), ("mlp", 5e-5), ("mod", 1e-4), ("llm_adapter", 1e-4)]),
         # flux_train.py, train_control_net.py, textual inversion: one group
         ({}, [("all", 1e-4)]),
+        # a network script's parser without a network (anima_train_network.py also defines --self_attn_lr)
+        ({"network_module": None, "self_attn_lr": 0.0}, [("all", 1e-4)]),
     ],
 )  # fmt: skip
 def test_each_script_has_the_param_groups_it_builds(values, groups):
-    assert param_groups.param_groups(ns(learning_rate=1e-4, network_module=None, **values)) == groups
+    assert param_groups.param_groups(ns(learning_rate=1e-4, **values)) == groups  # the full-model scripts have no --network_module
 
 
 # --- which dataset recipe a script's flags give ---------------------------------------------

@@ -142,6 +142,8 @@ def param_groups(args) -> list[tuple[str, float]]:
     learning_rate = _lr(getattr(args, "learning_rate", None), "--learning_rate")
     if getattr(args, "network_module", None):
         return network_groups(args, learning_rate)
+    if hasattr(args, "network_module"):  # a network script's parser (anima_train_network.py also has --self_attn_lr): no network, one group
+        return [("all", learning_rate)]
     for marker, groups_of in (
         ("stop_text_encoder_training", _train_db),
         ("learning_rate_te3", _sd3_train),
