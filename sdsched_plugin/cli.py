@@ -264,9 +264,10 @@ def read_run(argv: list[str]) -> ReadRun:
     if flags.num_processes:
         script = command.TrainingCommand(script.script, script.script_args, flags.num_processes, script.launcher, "--num_processes")
     folder = None if command.is_musubi(script.script) else command.find_sd_scripts(script.script)
-    if folder is None:
-        return read_without_sd_scripts(flags, script)
-    return read_with_sd_scripts(flags, script, folder)
+    read = read_with_sd_scripts(flags, script, folder) if folder is not None else None
+    if read is not None:
+        return read
+    return read_without_sd_scripts(flags, script) if "--" in argv else read_flags(argv)
 
 
 def bare_command(flags: argparse.Namespace, rest: list[str]) -> command.TrainingCommand | None:
@@ -359,21 +360,30 @@ def check_config_file(parser: argparse.ArgumentParser, script_args: list[str]) -
             parser.error(str(error))
 
 
-def read_with_sd_scripts(flags: argparse.Namespace, script: command.TrainingCommand, folder: Path) -> ReadRun:
+def read_with_sd_scripts(flags: argparse.Namespace, script: command.TrainingCommand, folder: Path) -> ReadRun | None:
     """The command as the training script reads it (its own parser and TOML reading), and its
-    dataset counted by sd-scripts' own code."""
+    dataset counted by sd-scripts' own code (where that code cannot count it, one line and the
+    flags give the steps). None, after one line, where the script itself cannot be read."""
     from .run import sd_scripts  # sd-scripts' own parser and dataset code: imports what it imports
 
     parser = preview_only_parser()
     check_config_file(parser, script.script_args)
     with host_output(flags.json):
-        args, module = sd_scripts.read_training_args(folder / script.script.name, script.script_args, script.num_processes)
+        try:
+            args, module = sd_scripts.read_training_args(folder / script.script.name, script.script_args, script.num_processes)
+        except sd_scripts.Fallback as note:  # a script that does not import, or has no parser: sdsched reads the flags
+            print(f"sdsched preview: {note}", file=sys.stderr)
+            return None
         count = None
         if has_dataset(args) and flags.steps_per_epoch is None:
             try:
                 count = sd_scripts.count_run(args, script.num_processes, trainer=sd_scripts.trainer_of(module))
             except options.OptionError as error:
                 parser.error(str(error))
+            except sd_scripts.Fallback as note:
+                print(f"sdsched preview: {note}", file=sys.stderr)
+                for name in DATASET_FLAGS:  # not counted: the flags decide the steps
+                    setattr(args, name, None)
     return ReadRun(parser, flags, args, script.num_processes, f"{script.script.name} (sd-scripts at {folder})", count)
 
 

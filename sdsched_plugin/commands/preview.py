@@ -19,6 +19,7 @@ import argparse
 import math
 from dataclasses import dataclass, field
 
+from ..run import param_groups as _param_groups
 from ..schedule import arguments, options, registry, stock
 from . import stats
 
@@ -61,55 +62,11 @@ def run_of(args, num_processes: int, count=None, steps_per_epoch: int | None = N
     return Run(steps, steps_per_epoch, num_processes, param_groups(args), count)
 
 
-def _first(value):
-    """--text_encoder_lr is a list in current sd-scripts, a float in older ones and TOML."""
-    if isinstance(value, (list, tuple)):
-        return value[0] if value else None
-    return value
-
-
-def _network_args(args) -> dict:
-    pairs = {}
-    for token in getattr(args, "network_args", None) or []:
-        key, sep, value = str(token).partition("=")
-        if sep:
-            pairs[key.strip()] = value.strip()
-    return pairs
-
-
 def param_groups(args) -> list[tuple[str, float]]:
-    """(name, base LR) of each param group in the order sd-scripts builds them. For a LoRA
-    (``--network_module``): the text encoder's group first, then the U-Net's, each followed by
-    its LoRA+ group; a group whose LR is 0 is dropped, as sd-scripts does ("NO LR skipping").
-    Other trainings: one group at --learning_rate."""
-    learning_rate = options.learning_rate(getattr(args, "learning_rate", None), "--learning_rate")
-    if not getattr(args, "network_module", None):
-        return [("all", learning_rate)]
-    network_args = _network_args(args)
-    plus = options.learning_rate(network_args.get("loraplus_lr_ratio"), "--network_args loraplus_lr_ratio")
-    groups = []
-
-    def add(name, lr, ratio):
-        if lr:
-            groups.append((name, lr))
-            if ratio:
-                groups.append((f"{name} plus", lr * ratio))
-
-    text_encoder_trained = not getattr(args, "network_train_unet_only", False) and not getattr(args, "cache_text_encoder_outputs", False)
-    if text_encoder_trained:
-        text_encoder_lrs = getattr(args, "text_encoder_lr", None)
-        ratio = options.learning_rate(network_args.get("loraplus_text_encoder_lr_ratio"), "--network_args loraplus_text_encoder_lr_ratio") or plus
-        if isinstance(text_encoder_lrs, (list, tuple)) and len(text_encoder_lrs) > 1 and not str(args.network_module).endswith(".lora"):
-            for index, lr in enumerate(text_encoder_lrs):  # networks with one LR per text encoder (FLUX.1, SD3, ...)
-                add(f"textencoder{index + 1}", options.learning_rate(lr, "--text_encoder_lr"), ratio)
-        else:
-            text_encoder_lr = options.learning_rate(_first(text_encoder_lrs), "--text_encoder_lr")
-            add("textencoder", learning_rate if text_encoder_lr is None else text_encoder_lr, ratio)
-    if not getattr(args, "network_train_text_encoder_only", False):
-        unet_lr = options.learning_rate(getattr(args, "unet_lr", None), "--unet_lr")
-        ratio = options.learning_rate(network_args.get("loraplus_unet_lr_ratio"), "--network_args loraplus_unet_lr_ratio") or plus
-        add("unet", learning_rate if unet_lr is None else unet_lr, ratio)
-    return groups
+    """(name, base LR) of each param group in the order the training script builds them: a
+    LoRA's text encoder and U-Net groups with LoRA+, train_db.py's / fine_tune.py's /
+    sdxl_train.py's text encoder and U-Net groups, ... (``run.param_groups``)."""
+    return _param_groups.param_groups(args)
 
 
 @dataclass

@@ -21,10 +21,11 @@ torch, what sd-scripts does before it loads a model:
   ``steps per epoch = ceil(ceil(batches / processes) / accumulation)``.
 
 Image sizes come from the file headers (PNG, JPEG, WebP, BMP: the formats sd-scripts always
-accepts), read as the ``imagesize`` package that sd-scripts uses reads them. Where the count
+accepts), read by the ``imagesize`` package that sd-scripts itself uses (``dataset_config.image_size``). Where the count
 cannot be exact (an unreadable image, a random validation split over several buckets, AVIF/JPEG-XL
 files that sd-scripts only reads with an optional plugin), ``RunCount.estimate`` is True and a
-note says why, in English and Japanese. Must not import torch, numpy, PIL or sd-scripts.
+note says why, in English and Japanese. Must not import torch, numpy, PIL or sd-scripts; the readers
+it shares with ``musubi`` are in ``dataset_config``.
 """
 
 from __future__ import annotations
@@ -33,39 +34,16 @@ import json
 import math
 import os
 import random
-import struct
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from ..schedule.options import OptionError
-from ..schedule.steps import DatasetCount, RunCount, run_count
+from ..schedule.steps import DatasetCount, RunCount
+from .dataset_config import (
+    DEFAULTS, IMAGE_EXTENSIONS, PLUGIN_EXTENSIONS, State, arg_value, checked, image_size, load_config, lookup, resolution_of,
+    run_count_of,
+)  # fmt: skip
 
-# train_util.IMAGE_EXTENSIONS without the optional plugins (pillow-avif-plugin, jxlpy / pillow-jxl)
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".PNG", ".JPG", ".JPEG", ".WEBP", ".BMP")
-PLUGIN_EXTENSIONS = (".avif", ".AVIF", ".jxl", ".JXL")
-# sd-scripts' argparse defaults for the values the count depends on
-DEFAULTS = {
-    "train_batch_size": 1,
-    "max_train_steps": 1600,
-    "max_train_epochs": None,
-    "gradient_accumulation_steps": 1,
-    "resolution": None,
-    "enable_bucket": False,
-    "min_bucket_reso": 256,
-    "max_bucket_reso": 1024,
-    "bucket_reso_steps": 64,
-    "bucket_no_upscale": False,
-    "dataset_repeats": 1,
-    "train_data_dir": None,
-    "reg_data_dir": None,
-    "in_json": None,
-    "dataset_config": None,
-    "dataset_class": None,
-    "masked_loss": False,
-    "seed": None,
-    "validation_split": 0.0,
-    "validation_seed": None,
-}
 # DreamBoothDatasetParams / FineTuningDatasetParams defaults (config_util), used when neither the
 # TOML nor the command line gives the value
 DATASET_DEFAULTS = {
@@ -82,66 +60,6 @@ DATASET_DEFAULTS = {
 SUBSET_DEFAULTS = {"image_dir": None, "num_repeats": 1, "is_reg": False, "cache_info": False, "metadata_file": None}
 # command-line names that the TOML spells differently (ConfigSanitizer.ARGPARSE_OPTNAME_TO_CONFIG_OPTNAME)
 ARG_TO_CONFIG = {"train_batch_size": "batch_size", "dataset_repeats": "num_repeats"}
-
-
-def _note(en: str, ja: str) -> str:
-    return f"{en} / {ja}"
-
-
-# ---------------------------------------------------------------------------------------------
-# image headers, read as the imagesize package reads them
-
-
-def image_size(path: str) -> tuple[int, int] | None:
-    """(width, height) from the file header, or None when the header is not one we can read.
-    The format is told by the content, not the extension, and EXIF orientation is not applied:
-    sd-scripts' ``get_image_size`` (``imagesize.get``) does the same."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(64)
-            if len(head) >= 24 and head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
-                return struct.unpack(">LL", head[16:24])
-            if len(head) >= 2 and head.startswith(b"\xff\xd8"):
-                return _jpeg_size(f)
-            if head.startswith(b"RIFF") and head[8:12] == b"WEBP" and len(head) >= 30:
-                kind = head[12:16]
-                if kind == b"VP8 ":
-                    return struct.unpack("<HH", head[26:30])
-                if kind == b"VP8X":
-                    width = struct.unpack("<I", head[24:27] + b"\0")[0] + 1
-                    return width, struct.unpack("<I", head[27:30] + b"\0")[0] + 1
-                if kind == b"VP8L":
-                    b = head[21:25]
-                    return (((b[1] & 63) << 8) | b[0]) + 1, (((b[3] & 15) << 10) | (b[2] << 2) | ((b[1] & 192) >> 6)) + 1
-                return None
-            if head.startswith(b"BM") and len(head) >= 26:
-                width, height = struct.unpack("<ll", head[18:26])
-                return width, abs(height)  # a negative height is a top-down bitmap
-    except (OSError, struct.error):
-        return None
-    return None
-
-
-def _jpeg_size(f) -> tuple[int, int] | None:
-    # walk the markers to the first SOFn (C0..CF without DHT C4, JPG C8, DAC CC)
-    f.seek(2)
-    while True:
-        byte = f.read(1)
-        while byte == b"\xff":
-            byte = f.read(1)
-        if not byte:
-            return None
-        marker = byte[0]
-        length = struct.unpack(">H", f.read(2))[0]
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            f.seek(1, 1)  # precision
-            height, width = struct.unpack(">HH", f.read(4))
-            return width, height
-        f.seek(length - 2, 1)
-        # the next byte must start a marker
-        byte = f.read(1)
-        if byte != b"\xff":
-            return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,67 +133,6 @@ class Buckets:
 # reading the inputs
 
 
-def _get(args: Any, name: str) -> Any:
-    if isinstance(args, Mapping):
-        value = args.get(name, DEFAULTS.get(name))
-    else:
-        value = getattr(args, name, DEFAULTS.get(name))
-    return DEFAULTS.get(name) if value is None else value
-
-
-def _resolution(value: Any, flag: str) -> tuple[int, int] | None:
-    """``"512"``, ``"512,768"`` (the command line), 512 or [512, 768] (TOML), or a tuple."""
-    if value is None:
-        return None
-    en = "a size or width,height in pixels, e.g. 512 or 512,768"
-    ja = "解像度は「サイズ」または「幅,高さ」で指定してください(例: 512 や 512,768)"
-    try:
-        if isinstance(value, str):
-            parts = [int(part) for part in value.split(",")]
-        elif isinstance(value, (list, tuple)):
-            parts = [_int(part) for part in value]
-        else:
-            parts = [_int(value)]
-    except (TypeError, ValueError):
-        raise OptionError(flag, value, en, ja) from None
-    if len(parts) == 1:
-        parts = parts * 2
-    if len(parts) != 2 or min(parts) <= 0:
-        raise OptionError(flag, value, en, ja)
-    return parts[0], parts[1]
-
-
-def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(value)
-    return value
-
-
-def _load_config(path: str) -> dict:
-    flag = "--dataset_config"
-    if not os.path.isfile(path):
-        raise OptionError(flag, str(path), "an existing .toml or .json file", "存在する .toml か .json ファイルを指定してください")
-    name = str(path).lower()
-    try:
-        if name.endswith(".json"):
-            with open(path, encoding="utf-8") as f:
-                return json.load(f)
-        if name.endswith(".toml"):
-            try:
-                import tomllib  # Python 3.11+
-            except ImportError:  # Python 3.10: sd-scripts itself reads TOML with the toml package
-                import toml
-
-                return toml.load(path)
-            with open(path, "rb") as f:
-                return tomllib.load(f)
-    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError, TOMLDecodeError, toml's TomlDecodeError
-        raise OptionError(
-            flag, str(path), f"a valid TOML / JSON file ({error})", f"TOML / JSON の書式が正しくありません({error})"
-        ) from None
-    raise OptionError(flag, str(path), "a .toml or .json file", ".toml か .json ファイルを指定してください")
-
-
 def _repeat_folders(base: str | None, is_reg: bool) -> list[dict]:
     """config_util.generate_dreambooth_subsets_config_by_subdirs: subfolders named N_name, in
     the order the file system lists them (sd-scripts uses Path.iterdir)."""
@@ -327,20 +184,7 @@ class _Image:
     legacy_size: tuple[int, int] | None = None  # fine tuning: train_resolution
 
 
-@dataclass
-class _State:
-    notes: list[str] = field(default_factory=list)
-    estimate: bool = False
-    split_rng: random.Random | None = None
-
-    def note(self, en: str, ja: str, estimate: bool = True) -> None:
-        text = _note(en, ja)
-        if text not in self.notes:
-            self.notes.append(text)
-        self.estimate = self.estimate or estimate
-
-
-def _split(paths: list, split: float, seed: int | None, state: _State, where: str) -> list:
+def _split(paths: list, split: float, seed: int | None, state: State, where: str) -> list:
     """train_util.split_train_val for the training side: shuffled with the validation seed (or
     the run's random state, seeded by --seed), the first ceil(n * (1 - split)) kept."""
     if seed is not None:
@@ -358,61 +202,37 @@ def _split(paths: list, split: float, seed: int | None, state: _State, where: st
     return paths[: math.ceil(len(paths) * (1 - split))]
 
 
-def _lookup(key: str, layers: Iterable[Mapping], default: Any) -> Any:
-    # BlueprintGenerator.search_value: the first layer with a value that is not None
-    for layer in layers:
-        value = layer.get(key)
-        if value is not None:
-            return value
-    return default
-
-
-def _checked(value: Any, kind: type, flag: str, minimum: int | None = None) -> Any:
-    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-    if kind is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok and minimum is not None and value < minimum:
-        ok = False
-    if not ok:
-        en = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}[kind]
-        ja = {bool: "true か false", int: "整数", float: "数値", str: "文字列"}[kind]
-        if minimum is not None:
-            en, ja = f"{en} >= {minimum}", f"{minimum} 以上の{ja}"
-        raise OptionError(flag, value, en, ja)
-    return value
-
-
 def count(args: Any, num_processes: int = 1) -> RunCount:
     """Count the run that ``args`` (sd-scripts' parsed namespace, or a mapping with the same
     names: train_data_dir, reg_data_dir, in_json, dataset_config, resolution, train_batch_size,
     enable_bucket, min_bucket_reso, max_bucket_reso, bucket_reso_steps, bucket_no_upscale,
     dataset_repeats, max_train_steps, max_train_epochs, gradient_accumulation_steps, seed,
     validation_split, validation_seed, masked_loss) would train on ``num_processes`` processes."""
-    state = _State()
-    if _get(args, "seed") is not None:
+    state = State()
+    if arg_value(args, "seed") is not None:
         # train_network.py seeds Python's random with --seed before it builds the datasets; a
         # validation split without validation_seed shuffles with it, dataset after dataset
-        state.split_rng = random.Random(_get(args, "seed"))
-    if _get(args, "dataset_class") is not None:
+        state.split_rng = random.Random(arg_value(args, "seed"))
+    if arg_value(args, "dataset_class") is not None:
         raise OptionError(
             "--dataset_class",
-            _get(args, "dataset_class"),
+            arg_value(args, "dataset_class"),
             "no custom dataset class: its length is known only to its own code",
             "独自のデータセットクラスは長さを数えられません",
         )
-    processes = _checked(num_processes, int, "--num_processes", 1)
-    accumulation = _checked(_get(args, "gradient_accumulation_steps"), int, "--gradient_accumulation_steps", 1)
-    epochs_flag = _get(args, "max_train_epochs")
+    processes = checked(num_processes, int, "--num_processes", 1)
+    accumulation = checked(arg_value(args, "gradient_accumulation_steps"), int, "--gradient_accumulation_steps", 1)
+    epochs_flag = arg_value(args, "max_train_epochs")
     if epochs_flag is not None:
-        _checked(epochs_flag, int, "--max_train_epochs", 1)
-    steps_flag = _checked(_get(args, "max_train_steps"), int, "--max_train_steps", 1)
+        checked(epochs_flag, int, "--max_train_epochs", 1)
+    steps_flag = checked(arg_value(args, "max_train_steps"), int, "--max_train_steps", 1)
 
     user_config, where = _user_config(args)
     arg_layer = _argparse_layer(args)
     general = user_config.get("general", {}) or {}
     datasets = []
     for index, dataset_config in enumerate(user_config.get("datasets", []) or []):
-        datasets.append(_count_dataset(index, dataset_config, general, arg_layer, args, where, state))
+        datasets.append(_count_dataset(index, dataset_config, general, arg_layer, where, state))
 
     batches = sum(d.batches for d in datasets)
     if batches == 0:
@@ -429,32 +249,22 @@ def count(args: Any, num_processes: int = 1) -> RunCount:
             "画像ファイルのヘッダーのサイズで sd-scripts の BucketManager と同じ bucket 分けをしました",
             estimate=False,
         )
-    return _run_count(datasets, batches, processes, accumulation, epochs_flag, steps_flag, state, "folder layout")
-
-
-def _run_count(datasets, batches, processes, accumulation, epochs_flag, steps_flag, state, source: str) -> RunCount:
-    """The RunCount of datasets counted here."""
-    return run_count(
-        batches, processes, accumulation, epochs_flag, steps_flag,
-        num_train_images=sum(d.num_train_images for d in datasets),
-        num_reg_images=sum(d.num_reg_images for d in datasets),
-        source=source, estimate=state.estimate, notes=tuple(state.notes), datasets=tuple(datasets),
-    )  # fmt: skip
+    return run_count_of(datasets, batches, processes, accumulation, epochs_flag, steps_flag, state, "folder layout")
 
 
 def _user_config(args: Any) -> tuple[dict, tuple[str, Any]]:
     """What train_network.py builds before BlueprintGenerator.generate: the --dataset_config file,
     or one dataset from --train_data_dir / --reg_data_dir (DreamBooth) or --in_json (fine tuning)."""
-    config_path = _get(args, "dataset_config")
+    config_path = arg_value(args, "dataset_config")
     if config_path is not None:
-        config = _load_config(str(config_path))
+        config = load_config(str(config_path))
         if not isinstance(config, dict) or not isinstance(config.get("datasets", []), list):
             raise OptionError(
                 "--dataset_config", str(config_path), "[[datasets]] tables with [[datasets.subsets]]", "[[datasets]] と [[datasets.subsets]] の表で書いてください"
             )
         return config, ("--dataset_config", str(config_path))
     check_folders(args)
-    train_dir, reg_dir, in_json = _get(args, "train_data_dir"), _get(args, "reg_data_dir"), _get(args, "in_json")
+    train_dir, reg_dir, in_json = arg_value(args, "train_data_dir"), arg_value(args, "reg_data_dir"), arg_value(args, "in_json")
     if in_json is None:
         if train_dir is None:
             raise OptionError(
@@ -474,10 +284,10 @@ def check_folders(args: Any) -> None:
     """--train_data_dir / --reg_data_dir must be folders when no --dataset_config replaces them.
     Stricter than sd-scripts on purpose: it trains nothing ("No data found") without the first and
     silently trains without regularization images when the second is mistyped."""
-    if _get(args, "dataset_config") is not None or _get(args, "in_json") is not None:
+    if arg_value(args, "dataset_config") is not None or arg_value(args, "in_json") is not None:
         return
     for flag in ("--train_data_dir", "--reg_data_dir"):
-        folder = _get(args, flag[2:])
+        folder = arg_value(args, flag[2:])
         if folder is not None and not os.path.isdir(str(folder)):
             raise OptionError(flag, str(folder), "an existing folder", "存在するフォルダを指定してください")
 
@@ -485,22 +295,35 @@ def check_folders(args: Any) -> None:
 def _argparse_layer(args: Any) -> dict:
     layer = {}
     for name in DEFAULTS:
-        value = _get(args, name)
+        value = arg_value(args, name)
         if name == "resolution":
-            value = _resolution(value, "--resolution")
+            value = resolution_of(value, "--resolution")
         layer[ARG_TO_CONFIG.get(name, name)] = value
     return layer
 
 
-def _count_dataset(index: int, config: Any, general: Mapping, arg_layer: Mapping, args: Any, where, state: _State) -> DatasetCount:
-    cfg_flag = f"{where[0]} [[datasets]] #{index + 1}" if where[0] == "--dataset_config" else where[0]
-    if not isinstance(config, Mapping):
-        raise OptionError(cfg_flag, config, "a table", "表([[datasets]])で書いてください")
-    subsets = config.get("subsets", []) or []
-    if not isinstance(subsets, list) or not all(isinstance(s, Mapping) for s in subsets):
-        raise OptionError(f"{cfg_flag} subsets", subsets, "[[datasets.subsets]] tables", "[[datasets.subsets]] の表で書いてください")
+@dataclass
+class _Dataset:
+    """One ``[[datasets]]`` entry as BlueprintGenerator resolves it: its subsets, kind and
+    values (each looked up in the dataset, then ``[general]``, then the command line)."""
+
+    flag: str  # how messages name it: "--dataset_config [[datasets]] #2", "--train_data_dir", ...
+    subsets: list
+    kind: str  # "dreambooth", "fine-tuning", "controlnet"
+    layers: tuple  # (dataset, general, command line)
+    batch_size: int
+    resolution: tuple[int, int] | None
+    enable_bucket: bool
+    min_reso: int
+    max_reso: int
+    reso_steps: int
+    no_upscale: bool
+    validation_split: float
+    validation_seed: int | None
+
+
+def _kind_of(subsets: list, cfg_flag: str) -> str:
     with_metadata = ["metadata_file" in s for s in subsets]
-    controlnet = all("conditioning_data_dir" in s for s in subsets)
     if any(with_metadata) and not all(with_metadata):
         raise OptionError(
             f"{cfg_flag} subsets",
@@ -508,133 +331,195 @@ def _count_dataset(index: int, config: Any, general: Mapping, arg_layer: Mapping
             "DreamBooth subsets and fine-tuning subsets (metadata_file) in separate datasets",
             "DreamBooth のサブセットと fine tuning のサブセット(metadata_file)は別々のデータセットにしてください",
         )
-    kind = "controlnet" if controlnet and subsets else "dreambooth" if not any(with_metadata) else "fine-tuning"
+    if subsets and all("conditioning_data_dir" in s for s in subsets):
+        return "controlnet"
+    return "fine-tuning" if any(with_metadata) else "dreambooth"
+
+
+def _read_dataset(index: int, config: Any, general: Mapping, arg_layer: Mapping, where) -> _Dataset:
+    cfg_flag = f"{where[0]} [[datasets]] #{index + 1}" if where[0] == "--dataset_config" else where[0]
+    if not isinstance(config, Mapping):
+        raise OptionError(cfg_flag, config, "a table", "表([[datasets]])で書いてください")
+    subsets = config.get("subsets", []) or []
+    if not isinstance(subsets, list) or not all(isinstance(s, Mapping) for s in subsets):
+        raise OptionError(f"{cfg_flag} subsets", subsets, "[[datasets.subsets]] tables", "[[datasets.subsets]] の表で書いてください")
     layers = (config, general, arg_layer)
 
-    def dataset_value(key, kind_, minimum=None):
-        value = _lookup(key, layers, DATASET_DEFAULTS[key])
+    def value(key, kind_, minimum=None):
+        found = lookup(key, layers, DATASET_DEFAULTS[key])
         in_file = key in config or key in general
         flag = f"{cfg_flag} {key}" if in_file else "--train_batch_size" if key == "batch_size" else f"--{key}"
         if key == "resolution":
-            return _resolution(value, flag)
-        return None if value is None else _checked(value, kind_, flag, minimum)
+            return resolution_of(found, flag)
+        return None if found is None else checked(found, kind_, flag, minimum)
 
-    batch_size = dataset_value("batch_size", int, 1)
-    resolution = dataset_value("resolution", None)
-    enable_bucket = dataset_value("enable_bucket", bool)
-    min_reso = dataset_value("min_bucket_reso", int, 1)
-    max_reso = dataset_value("max_bucket_reso", int, 1)
-    reso_steps = dataset_value("bucket_reso_steps", int, 1)
-    no_upscale = dataset_value("bucket_no_upscale", bool)
-    validation_split = dataset_value("validation_split", float)
-    validation_seed = dataset_value("validation_seed", int)
+    return _Dataset(
+        cfg_flag, subsets, _kind_of(subsets, cfg_flag), layers,
+        batch_size=value("batch_size", int, 1), resolution=value("resolution", None), enable_bucket=value("enable_bucket", bool),
+        min_reso=value("min_bucket_reso", int, 1), max_reso=value("max_bucket_reso", int, 1), reso_steps=value("bucket_reso_steps", int, 1),
+        no_upscale=value("bucket_no_upscale", bool), validation_split=value("validation_split", float) or 0.0,
+        validation_seed=value("validation_seed", int),
+    )  # fmt: skip
 
-    images: dict[str, _Image] = {}  # image_data: keyed by path, later entries replace earlier ones
-    subset_rows = []
-    num_train = num_reg = 0
-    legacy = False
-    if kind == "fine-tuning":
-        num_train, legacy = _fine_tuning(subsets, config, general, arg_layer, cfg_flag, images, subset_rows, state)
-        if validation_split and validation_split > 0:
-            state.note(
-                f"{cfg_flag}: validation_split is ignored for fine-tuning datasets in this count",
-                f"{cfg_flag}: fine tuning データセットの validation_split はこの計算では考慮していません",
-            )
-    else:
-        num_train, num_reg = _dreambooth(
-            subsets, config, general, arg_layer, cfg_flag, images, subset_rows, state,
-            kind == "controlnet", validation_split or 0.0, validation_seed,
-        )
 
-    if resolution is None and not legacy:
+@dataclass
+class _Images:
+    """What a dataset's __init__ registers: image_data (keyed by path, later entries replace
+    earlier ones), the subsets' rows for the output, the image counts x repeats."""
+
+    images: dict = field(default_factory=dict)
+    rows: list = field(default_factory=list)
+    num_train: int = 0
+    num_reg: int = 0
+    legacy: bool = False  # fine tuning, v0.9.1 and older: the buckets are the train_resolution values
+
+
+def _check_bucket_range(d: _Dataset) -> None:
+    """BaseDataset.adjust_min_max_bucket_reso_by_steps and its checks against the resolution."""
+    if d.resolution is None:
         raise OptionError("--resolution", None, "a size or width,height, e.g. 512", "resolution(解像度)を指定してください(例: 512)")
-    if enable_bucket and not legacy:
-        # BaseDataset.adjust_min_max_bucket_reso_by_steps
-        min_reso -= min_reso % reso_steps
-        if max_reso % reso_steps:
-            max_reso += reso_steps - max_reso % reso_steps
-        if min(resolution) < min_reso:
-            raise OptionError("--min_bucket_reso", min_reso, f"at most the resolution's shorter side ({min(resolution)})", f"解像度の短辺({min(resolution)})以下にしてください")
-        if max(resolution) > max_reso:
-            raise OptionError("--max_bucket_reso", max_reso, f"at least the resolution's longer side ({max(resolution)})", f"解像度の長辺({max(resolution)})以上にしてください")
+    if not d.enable_bucket:
+        return
+    d.min_reso -= d.min_reso % d.reso_steps
+    if d.max_reso % d.reso_steps:
+        d.max_reso += d.reso_steps - d.max_reso % d.reso_steps
+    if min(d.resolution) < d.min_reso:
+        raise OptionError("--min_bucket_reso", d.min_reso, f"at most the resolution's shorter side ({min(d.resolution)})", f"解像度の短辺({min(d.resolution)})以下にしてください")
+    if max(d.resolution) > d.max_reso:
+        raise OptionError("--max_bucket_reso", d.max_reso, f"at least the resolution's longer side ({max(d.resolution)})", f"解像度の長辺({max(d.resolution)})以上にしてください")
 
-    # make_buckets
-    if legacy:
+
+def _buckets_of(d: _Dataset, found: _Images) -> Buckets:
+    """make_buckets' BucketManager."""
+    if found.legacy:
         # sd-scripts <= v0.9.1, metadata from prepare_buckets_latents.py: bucketing on, the
         # buckets are the train_resolution values, and every image is in its own
-        enable_bucket = True
-        resolution = resolution or (0, 0)
-        buckets = Buckets(False, resolution, None, sorted({image.size for image in images.values()}))
-    elif enable_bucket:
-        predefined = None if no_upscale else bucket_resolutions(resolution, min_reso, max_reso, reso_steps)
-        buckets = Buckets(no_upscale, resolution, reso_steps, predefined)
-    else:
-        buckets = Buckets(False, resolution, None, [resolution])
+        d.enable_bucket = True
+        d.resolution = d.resolution or (0, 0)
+        return Buckets(False, d.resolution, None, sorted({image.size for image in found.images.values()}))
+    if d.enable_bucket:
+        predefined = None if d.no_upscale else bucket_resolutions(d.resolution, d.min_reso, d.max_reso, d.reso_steps)
+        return Buckets(d.no_upscale, d.resolution, d.reso_steps, predefined)
+    return Buckets(False, d.resolution, None, [d.resolution])
+
+
+def _fill_buckets(d: _Dataset, images: Iterable, buckets: Buckets, state: State) -> None:
+    """make_buckets: each image (x repeats) in the bucket select_bucket gives it."""
     off_size = []  # without buckets, images that are not the resolution
-    for image in images.values():
+    for image in images:
         size = image.size if image.size is not None else image_size(image.path)
         if size is None or size[0] <= 0 or size[1] <= 0:
             state.note(
                 f"cannot read the size of {image.path}: counted in the bucket of the base resolution",
                 f"{image.path} のサイズを読めません: 基準解像度の bucket に数えました",
             )
-            size = resolution
+            size = d.resolution
         reso = buckets.select(*size)
         if min(reso) <= 0:  # sd-scripts fails here too (a division by the bucket's side)
             raise OptionError(
-                "--bucket_no_upscale", image.path, f"images at least bucket_reso_steps ({reso_steps}) pixels on each side",
-                f"bucket_no_upscale では各辺が bucket_reso_steps({reso_steps})ピクセル以上の画像にしてください",
+                "--bucket_no_upscale", image.path, f"images at least bucket_reso_steps ({d.reso_steps}) pixels on each side",
+                f"bucket_no_upscale では各辺が bucket_reso_steps({d.reso_steps})ピクセル以上の画像にしてください",
             )
         buckets.add(reso, image.repeats)
-        if not enable_bucket and tuple(size) != tuple(resolution):
+        if not d.enable_bucket and tuple(size) != tuple(d.resolution):
             off_size.append(image.path)
     if off_size:
         # BaseDataset.__getitem__ without buckets: a smaller image fails "image size is small", a
         # larger one "image too large" unless random_crop / face_crop_aug_range; cached latents
         # are resized instead
-        w, h = resolution
+        w, h = d.resolution
         state.note(
-            f"{cfg_flag}: buckets off and {len(off_size)} images are not {w}x{h} (e.g. {off_size[0]}): without "
+            f"{d.flag}: buckets off and {len(off_size)} images are not {w}x{h} (e.g. {off_size[0]}): without "
             "--cache_latents sd-scripts stops at them during training; use --enable_bucket or resize them",
-            f"{cfg_flag}: bucket なしで {w}x{h} でない画像が {len(off_size)} 枚あります(例: {off_size[0]})。"
+            f"{d.flag}: bucket なしで {w}x{h} でない画像が {len(off_size)} 枚あります(例: {off_size[0]})。"
             "--cache_latents なしでは学習中に sd-scripts が停止します。--enable_bucket を使うか画像をリサイズしてください",
             estimate=False,
         )
-    batches = sum(math.ceil(n / batch_size) for n in buckets.counts.values())
+
+
+def _count_dataset(index: int, config: Any, general: Mapping, arg_layer: Mapping, where, state: State) -> DatasetCount:
+    """One dataset of the group: its images by kind, then its buckets and batches."""
+    d = _read_dataset(index, config, general, arg_layer, where)
+    if d.kind == "fine-tuning":
+        found = _fine_tuning(d, state)
+        if d.validation_split > 0:
+            state.note(
+                f"{d.flag}: validation_split is ignored for fine-tuning datasets in this count",
+                f"{d.flag}: fine tuning データセットの validation_split はこの計算では考慮していません",
+            )
+    else:
+        found = _dreambooth(d, state)
+    if not found.legacy:
+        _check_bucket_range(d)
+    buckets = _buckets_of(d, found)
+    _fill_buckets(d, found.images.values(), buckets, state)
     return DatasetCount(
-        kind=kind,
-        batch_size=batch_size,
-        resolution=resolution,
-        enable_bucket=bool(enable_bucket),
-        subsets=tuple(subset_rows),
-        num_train_images=num_train,
-        num_reg_images=num_reg,
+        kind=d.kind,
+        batch_size=d.batch_size,
+        resolution=d.resolution,
+        enable_bucket=bool(d.enable_bucket),
+        subsets=tuple(found.rows),
+        num_train_images=found.num_train,
+        num_reg_images=found.num_reg,
         buckets=tuple(sorted(buckets.counts.items())),
-        batches=batches,
+        batches=sum(math.ceil(n / d.batch_size) for n in buckets.counts.values()),
     )
 
 
 def _subset_value(key, subset, layers, flag, kind_, minimum=None):
-    value = _lookup(key, (subset, *layers), SUBSET_DEFAULTS.get(key))
+    value = lookup(key, (subset, *layers), SUBSET_DEFAULTS.get(key))
     if value is None:
         return None
-    return _checked(value, kind_, flag, minimum)
+    return checked(value, kind_, flag, minimum)
 
 
-def _dreambooth(subsets, config, general, arg_layer, cfg_flag, images, rows, state, controlnet, split, split_seed):
+def _subset_images(image_dir: str, cache_info: bool, state: State) -> tuple[list[str], dict]:
+    """The subset folder's images (paths, known sizes): ``metadata_cache.json`` with cache_info,
+    else glob_images."""
+    cache_file = os.path.join(image_dir, "metadata_cache.json")
+    if cache_info and os.path.isfile(cache_file):
+        with open(cache_file, encoding="utf-8") as f:
+            metas = json.load(f)
+        return list(metas), {path: tuple(meta["resolution"]) for path, meta in metas.items()}
+    paths, plugin = _glob_images(image_dir)
+    if plugin:
+        state.note(
+            f"{image_dir}: {len(plugin)} AVIF / JPEG-XL files not counted (sd-scripts reads them only with pillow-avif-plugin / pillow-jxl)",
+            f"{image_dir}: AVIF / JPEG-XL ファイル {len(plugin)} 枚は数えていません(sd-scripts はプラグインがあるときだけ読みます)",
+        )
+    return paths, {}
+
+
+def _balance_reg_images(found: _Images, reg_infos: list) -> None:
+    """The reg images are registered in order, each with its folder's repeats, until they reach
+    the training images; then each gets one more repeat in turn until they match."""
+    n, first_loop = 0, True
+    while n < found.num_train:
+        for image in reg_infos:
+            if first_loop:
+                found.images[image.path] = image
+                n += image.repeats
+            else:
+                image.repeats += 1
+                n += 1
+            if n >= found.num_train:
+                break
+        first_loop = False
+
+
+def _dreambooth(d: _Dataset, state: State) -> _Images:
     """DreamBoothDataset.__init__ (ControlNetDataset delegates to it, without reg images)."""
-    layers = (config, general, arg_layer)
+    found = _Images()
     seen_dirs = []
     reg_infos: list[_Image] = []
-    num_train = num_reg = 0
-    for number, subset in enumerate(subsets, 1):
-        flag = f"{cfg_flag} subset #{number}"
+    for number, subset in enumerate(d.subsets, 1):
+        flag = f"{d.flag} subset #{number}"
         image_dir = _subset_value("image_dir", subset, (), f"{flag} image_dir", str)
         if image_dir is None:
             raise OptionError(f"{flag} image_dir", None, "the folder of the subset's images", "サブセットの画像フォルダを指定してください")
-        repeats = _subset_value("num_repeats", subset, layers, f"{flag} num_repeats", int)
-        is_reg = bool(_subset_value("is_reg", subset, (), f"{flag} is_reg", bool)) and not controlnet
-        cache_info = _subset_value("cache_info", subset, layers, f"{flag} cache_info", bool)
+        repeats = _subset_value("num_repeats", subset, d.layers, f"{flag} num_repeats", int)
+        is_reg = bool(_subset_value("is_reg", subset, (), f"{flag} is_reg", bool)) and d.kind != "controlnet"
+        cache_info = _subset_value("cache_info", subset, d.layers, f"{flag} cache_info", bool)
         if repeats < 1:
             continue  # "ignore subset ...: num_repeats is less than 1"
         if image_dir in seen_dirs:
@@ -642,87 +527,60 @@ def _dreambooth(subsets, config, general, arg_layer, cfg_flag, images, rows, sta
         if not os.path.isdir(image_dir):
             state.note(f"not a folder, skipped as sd-scripts does: {image_dir}", f"フォルダではないので sd-scripts と同様に無視しました: {image_dir}", estimate=False)
             continue
-        sizes: dict[str, tuple[int, int]] = {}
-        cache_file = os.path.join(image_dir, "metadata_cache.json")
-        if cache_info and os.path.isfile(cache_file):
-            with open(cache_file, encoding="utf-8") as f:
-                metas = json.load(f)
-            paths = list(metas)
-            sizes = {path: tuple(meta["resolution"]) for path, meta in metas.items()}
-        else:
-            paths, plugin = _glob_images(image_dir)
-            if plugin:
-                state.note(
-                    f"{image_dir}: {len(plugin)} AVIF / JPEG-XL files not counted (sd-scripts reads them only with pillow-avif-plugin / pillow-jxl)",
-                    f"{image_dir}: AVIF / JPEG-XL ファイル {len(plugin)} 枚は数えていません(sd-scripts はプラグインがあるときだけ読みます)",
-                )
-        if split > 0 and not is_reg:
-            paths = _split(paths, split, split_seed, state, flag)
+        paths, sizes = _subset_images(image_dir, cache_info, state)
+        if d.validation_split > 0 and not is_reg:
+            paths = _split(paths, d.validation_split, d.validation_seed, state, flag)
         if not paths:
             continue  # "ignore subset ...: no images found"
         if is_reg:
-            num_reg += repeats * len(paths)
+            found.num_reg += repeats * len(paths)
+            reg_infos += [_Image(path, repeats, sizes.get(path)) for path in paths]
         else:
-            num_train += repeats * len(paths)
-        for path in paths:
-            image = _Image(path, repeats, sizes.get(path))
-            if is_reg:
-                reg_infos.append(image)
-            else:
-                images[path] = image
+            found.num_train += repeats * len(paths)
+            found.images.update((path, _Image(path, repeats, sizes.get(path))) for path in paths)
         seen_dirs.append(image_dir)
-        rows.append((image_dir, len(paths), repeats, is_reg))
-
-    if num_reg:
-        # the reg images are registered in order, each with its folder's repeats, until they
-        # reach the training images; then each gets one more repeat in turn until they match
-        n, first_loop = 0, True
-        while n < num_train:
-            for image in reg_infos:
-                if first_loop:
-                    images[image.path] = image
-                    n += image.repeats
-                else:
-                    image.repeats += 1
-                    n += 1
-                if n >= num_train:
-                    break
-            first_loop = False
-    return num_train, num_reg
+        found.rows.append((image_dir, len(paths), repeats, is_reg))
+    if found.num_reg:
+        _balance_reg_images(found, reg_infos)
+    return found
 
 
-def _fine_tuning(subsets, config, general, arg_layer, cfg_flag, images, rows, state) -> tuple[int, bool]:
+def _read_metadata(metadata_file: str, flag: str) -> Mapping:
+    """A metadata .json (an object of image keys) or .jsonl (one ``image_path`` entry a line)."""
+    if not os.path.isfile(metadata_file):
+        raise OptionError(flag if flag == "--in_json" else f"{flag} metadata_file", metadata_file, "an existing metadata file", "存在するメタデータファイルを指定してください")
+    try:
+        with open(metadata_file, encoding="utf-8") as f:
+            if metadata_file.endswith(".jsonl"):
+                metadata = {}
+                for line in f:
+                    entry = json.loads(line)
+                    metadata[entry["image_path"]] = {k: v for k, v in entry.items() if k == "image_size"}
+            else:
+                metadata = json.load(f)
+    except (ValueError, KeyError) as error:
+        raise OptionError(flag, metadata_file, f"valid metadata JSON ({error})", f"メタデータの JSON が正しくありません({error})") from None
+    if not isinstance(metadata, Mapping):
+        raise OptionError(flag, metadata_file, "metadata: an object of image keys", "メタデータは画像キーのオブジェクトにしてください")
+    return metadata
+
+
+def _fine_tuning(d: _Dataset, state: State) -> _Images:
     """FineTuningDataset.__init__. v0.10 and later: sizes from ``image_size`` in the metadata, else
     the header of ``image_dir/key``. v0.9.1 and older: ``train_resolution`` (written by
-    prepare_buckets_latents.py) is the bucket when every entry has one; the image is ``key``, or
-    ``image_dir/key.<ext>`` (keys are file names without extension). Returns (images x repeats,
-    whether the buckets are the train_resolution values)."""
-    layers = (config, general, arg_layer)
+    prepare_buckets_latents.py) is the bucket when every entry has one (``legacy``); the image is
+    ``key``, or ``image_dir/key.<ext>`` (keys are file names without extension)."""
+    found = _Images()
     seen = []
-    num_train = 0
     legacy = True  # every entry has train_resolution and none has image_size
-    for number, subset in enumerate(subsets, 1):
-        flag = cfg_flag if cfg_flag == "--in_json" else f"{cfg_flag} subset #{number}"
+    for number, subset in enumerate(d.subsets, 1):
+        flag = d.flag if d.flag == "--in_json" else f"{d.flag} subset #{number}"
         metadata_file = _subset_value("metadata_file", subset, (), f"{flag} metadata_file", str)
         image_dir = _subset_value("image_dir", subset, (), f"{flag} image_dir", str)
-        repeats = _subset_value("num_repeats", subset, layers, f"{flag} num_repeats", int)
+        repeats = _subset_value("num_repeats", subset, d.layers, f"{flag} num_repeats", int)
         if repeats < 1 or metadata_file in seen:
             continue
-        if not os.path.isfile(metadata_file):
-            raise OptionError(flag if flag == "--in_json" else f"{flag} metadata_file", metadata_file, "an existing metadata file", "存在するメタデータファイルを指定してください")
-        try:
-            with open(metadata_file, encoding="utf-8") as f:
-                if metadata_file.endswith(".jsonl"):
-                    metadata = {}
-                    for line in f:
-                        entry = json.loads(line)
-                        metadata[entry["image_path"]] = {k: v for k, v in entry.items() if k == "image_size"}
-                else:
-                    metadata = json.load(f)
-        except (ValueError, KeyError) as error:
-            raise OptionError(flag, metadata_file, f"valid metadata JSON ({error})", f"メタデータの JSON が正しくありません({error})") from None
-        if not isinstance(metadata, Mapping):
-            raise OptionError(flag, metadata_file, "metadata: an object of image keys", "メタデータは画像キーのオブジェクトにしてください")
+        metadata = _read_metadata(metadata_file, flag)
         if not metadata:
             continue
         for key, entry in metadata.items():
@@ -732,22 +590,22 @@ def _fine_tuning(subsets, config, general, arg_layer, cfg_flag, images, rows, st
             path = _metadata_image(key, image_dir)
             if size is None and path is None and "train_resolution" not in entry:
                 state.note(f"no image for metadata entry {key}", f"メタデータの {key} の画像が見つかりません")
-            images[key] = _Image(path or key, repeats, tuple(size) if size else None)
+            found.images[key] = _Image(path or key, repeats, tuple(size) if size else None)
             if "train_resolution" in entry:
-                images[key].legacy_size = tuple(entry["train_resolution"])
-        num_train += len(metadata) * repeats
+                found.images[key].legacy_size = tuple(entry["train_resolution"])
+        found.num_train += len(metadata) * repeats
         seen.append(metadata_file)
-        rows.append((metadata_file, len(metadata), repeats, False))
-    legacy = legacy and bool(images)
-    if legacy:
-        for image in images.values():
+        found.rows.append((metadata_file, len(metadata), repeats, False))
+    found.legacy = legacy and bool(found.images)
+    if found.legacy:
+        for image in found.images.values():
             image.size = image.legacy_size
         state.note(
             "the metadata has train_resolution for every image: counted as sd-scripts v0.9.1 and older do, one bucket per train_resolution",
             "メタデータのすべての画像に train_resolution があります: sd-scripts v0.9.1 以前と同じく train_resolution ごとの bucket で数えました",
             estimate=False,
         )
-    return num_train, legacy
+    return found
 
 
 def _metadata_image(key: str, image_dir: str | None) -> str | None:

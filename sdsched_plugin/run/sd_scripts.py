@@ -10,6 +10,7 @@ import os
 import sys
 
 from ..hosts import patching
+from ..hosts import sd_scripts as host
 from ..hosts.sd_scripts import MODULE_NAME, install
 from ..schedule import options
 
@@ -30,6 +31,15 @@ def trainer_of(module):
     return None
 
 
+class Fallback(Exception):
+    """sd-scripts' own code cannot read this run (the script does not import in this venv, has no
+    ``setup_parser()``, or uses a custom ``--dataset_class``): one line saying so, in English /
+    日本語; the preview goes on with the flags alone."""
+
+    def __init__(self, en: str, ja: str):
+        super().__init__(f"{en} / {ja}")
+
+
 def read_training_args(script, script_args: list[str], num_processes: int):
     """(arguments, script module) of a training command as the script itself reads them: its own
     ``setup_parser()``, ``parse_args`` and (patched) ``read_config_from_file``, which also runs
@@ -46,11 +56,17 @@ def read_training_args(script, script_args: list[str], num_processes: int):
 
     spec = importlib.util.spec_from_file_location(f"_sdsched_script_{script.stem}", script)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:  # e.g. train_textual_inversion_XTI.py with a diffusers it predates
+        raise Fallback(
+            f"{script.name} does not import here ({type(error).__name__}: {error}): read by sdsched from the flags",
+            f"{script.name} をこの環境で import できません: フラグから sdsched が読みます",
+        ) from None
     if not callable(getattr(module, "setup_parser", None)):
-        raise options.OptionError(
-            "--", str(script), "a training script with setup_parser() (train_network.py, sdxl_train_network.py, ...)",
-            "setup_parser() を持つ学習スクリプト(train_network.py など)",
+        raise Fallback(
+            f"{script.name} has no setup_parser(): read by sdsched from the flags",
+            f"{script.name} には setup_parser() がありません: フラグから sdsched が読みます",
         )
     install(importlib.import_module(MODULE_NAME))  # a no-op where the startup hook has patched it
     saved_argv, saved_world = sys.argv, os.environ.get("WORLD_SIZE")
@@ -162,14 +178,103 @@ def _where(args) -> tuple[str, object]:
     return "--train_data_dir", getattr(args, "train_data_dir", None)
 
 
-def _user_config(config_util, args) -> dict:
-    # train_network.py's own choice, in its order
-    if args.dataset_config is not None:
-        return config_util.load_user_config(args.dataset_config)
-    if args.in_json is None:
-        subsets = config_util.generate_dreambooth_subsets_config_by_subdirs(args.train_data_dir, args.reg_data_dir)
+class Recipe:
+    """How a training script builds its dataset group, told by the flags its own parser defines
+    (sd-scripts' ``add_dataset_arguments(parser, support_dreambooth, support_caption,
+    support_caption_dropout)`` and the ControlNet scripts' ``--conditioning_data_dir`` say exactly
+    which kinds each script reads):
+
+    - ControlNet / LLLite (``--conditioning_data_dir`` without DreamBooth's ``--reg_data_dir``; the
+      scripts with both read it for ``--masked_loss``): ``ConfigSanitizer(False, False, True, True)``
+      and ``generate_controlnet_subsets_config_by_subdirs``;
+    - fine_tune.py (``--in_json``, no ``--reg_data_dir``): ``ConfigSanitizer(False, True, False, True)``,
+      one fine-tuning subset;
+    - train_db.py (``--reg_data_dir``, no ``--in_json``): ``ConfigSanitizer(True, False, masked_loss, True)``
+      and ``prepare_dataset_args(args, False)``;
+    - the textual inversion scripts (``--token_string``): no caption dropout;
+    - everything else (train_network.py and its kin, sdxl_train.py, flux_train.py, ...): train_network.py's.
+    """
+
+    def __init__(self, args):
+        self.controlnet = hasattr(args, "conditioning_data_dir") and not hasattr(args, "reg_data_dir")
+        self.dreambooth = not self.controlnet and hasattr(args, "reg_data_dir")
+        self.fine_tuning = not self.controlnet and hasattr(args, "in_json")
+        self.dropout = not hasattr(args, "token_string")
+
+    def sanitizer(self, config_util, args):
+        third = True if self.controlnet else bool(getattr(args, "masked_loss", False))
+        return config_util.ConfigSanitizer(self.dreambooth, self.fine_tuning, third, self.dropout)
+
+    def user_config(self, config_util, args) -> dict:
+        """The script's own choice, in its order."""
+        if getattr(args, "dataset_config", None) is not None:
+            return config_util.load_user_config(args.dataset_config)
+        if self.controlnet:
+            subsets = config_util.generate_controlnet_subsets_config_by_subdirs(
+                args.train_data_dir, getattr(args, "conditioning_data_dir", None), getattr(args, "caption_extension", ".caption")
+            )
+        elif self.fine_tuning and (getattr(args, "in_json", None) is not None or not self.dreambooth):
+            subsets = [{"image_dir": args.train_data_dir, "metadata_file": args.in_json}]
+        else:
+            subsets = config_util.generate_dreambooth_subsets_config_by_subdirs(args.train_data_dir, getattr(args, "reg_data_dir", None))
         return {"datasets": [{"subsets": subsets}]}
-    return {"datasets": [{"subsets": [{"image_dir": args.train_data_dir, "metadata_file": args.in_json}]}]}
+
+
+def _fill_dataset_defaults(train_util, args) -> None:
+    """Give ``args`` the dataset flags its script does not define, at sd-scripts' defaults: the
+    shared dataset code reads some of them whatever the script (train_db.py has no ``--in_json``,
+    the ControlNet scripts no ``--reg_data_dir``); the script itself never sets them either."""
+    import argparse
+
+    parser = argparse.ArgumentParser(add_help=False)
+    try:
+        train_util.add_dataset_arguments(parser, True, True, True)
+    except TypeError:  # another signature: leave args as the script made them
+        return
+    for name, value in vars(parser.parse_args([])).items():
+        if not hasattr(args, name):
+            setattr(args, name, value)
+
+
+def _build_group(train_util, config_util, args, recipe: Recipe, trainer):
+    """The script's dataset group from ``args`` (a copy: prepare_dataset_args rewrites it), built
+    as the script builds it, its logs kept (returned) instead of printed; the random state, the
+    latents caching strategy and the logging left as they were. sd-scripts' errors come back as
+    OptionError: the dataset hook's named ones (``DatasetError``) as they are."""
+    import random
+
+    from ..schedule.options import OptionError
+
+    where = _where(args)
+    random_state = random.getstate()
+    captured = _Captured()
+    try:
+        with captured, host.raising_to_caller():
+            train_util.prepare_dataset_args(args, recipe.fine_tuning)
+            if getattr(args, "seed", None) is not None:
+                random.seed(args.seed)  # train_network.py: set_seed(args.seed), then the datasets (a validation split shuffles with it)
+            undo = _latents_strategy(trainer, args)
+            try:
+                blueprint = config_util.BlueprintGenerator(recipe.sanitizer(config_util, args)).generate(
+                    recipe.user_config(config_util, args), args, tokenizer=_TokenizerStandIn()
+                )
+                group = config_util.generate_dataset_group_by_blueprint(blueprint.dataset_group)
+            finally:
+                undo()
+    except OptionError:  # the dataset hook's DatasetError: the file and why
+        raise
+    except (AssertionError, ValueError, OSError, TypeError, KeyError, ZeroDivisionError) as error:
+        named = host.explain(error)
+        if named is not None:
+            raise named from None
+        raise OptionError(where[0], where[1], f"a dataset that sd-scripts accepts: {error}", f"sd-scripts がデータセットを読めません: {error}") from None
+    except Exception as error:
+        if type(error).__module__.startswith("voluptuous"):  # ConfigSanitizer's schema
+            raise OptionError(where[0], where[1], f"a dataset config that sd-scripts accepts: {error}", f"sd-scripts がデータセット設定を受け付けません: {error}") from None
+        raise
+    finally:
+        random.setstate(random_state)
+    return group, captured.records
 
 
 def count_run(args, num_processes: int = 1, *, trainer=None):
@@ -180,9 +285,9 @@ def count_run(args, num_processes: int = 1, *, trainer=None):
     ``sdxl_train_network.SdxlNetworkTrainer()``), whose latents caching strategy is set as the
     script sets it; SD 1.x/2.x's by default. Returns ``steps.RunCount`` (source
     "sd-scripts"). Raises ``options.OptionError`` with sd-scripts' own message when sd-scripts
-    rejects the dataset; ImportError when sd-scripts is not importable."""
+    rejects the dataset; ``Fallback`` for a custom ``--dataset_class``; ImportError when sd-scripts
+    is not importable."""
     import copy
-    import random
 
     from ..schedule import steps
     from ..schedule.options import OptionError
@@ -191,42 +296,24 @@ def count_run(args, num_processes: int = 1, *, trainer=None):
     train_util = importlib.import_module("library.train_util")
     config_util = importlib.import_module("library.config_util")
     if getattr(args, "dataset_class", None) is not None:
-        raise OptionError(
-            "--dataset_class", args.dataset_class, "no custom dataset class: its length is known only to its own code",
-            "独自のデータセットクラスは長さを数えられません",
+        raise Fallback(
+            f"--dataset_class {args.dataset_class}: a custom dataset's length is known only to its own code; steps from the flags",
+            f"独自のデータセットクラス({args.dataset_class})の長さは数えられません: ステップ数はフラグから求めます",
         )
     layout.check_folders(args)  # a mistyped --reg_data_dir is an error here, not a silent run without reg images
+    host.check_folders(args)  # and a train_data_dir without N_name folders, as the training's dataset hook says
+    patching.install(host.config_patches(config_util), "sd-scripts' config_util")  # the hook's named errors; a no-op where it is on
+    recipe = Recipe(args)  # before the defaults below add the flags the script does not have
     args = copy.deepcopy(args)  # prepare_dataset_args rewrites resolution and face_crop_aug_range in place
-    where = _where(args)
-    random_state = random.getstate()
-    captured = _Captured()
-    try:
-        with captured:
-            train_util.prepare_dataset_args(args, True)
-            if getattr(args, "seed", None) is not None:
-                random.seed(args.seed)  # train_network.py: set_seed(args.seed), then the datasets (a validation split shuffles with it)
-            undo = _latents_strategy(trainer, args)
-            try:
-                sanitizer = config_util.ConfigSanitizer(True, True, bool(getattr(args, "masked_loss", False)), True)
-                blueprint = config_util.BlueprintGenerator(sanitizer).generate(_user_config(config_util, args), args, tokenizer=_TokenizerStandIn())
-                group = config_util.generate_dataset_group_by_blueprint(blueprint.dataset_group)
-            finally:
-                undo()
-    except (AssertionError, ValueError, OSError, TypeError, KeyError) as error:
-        raise OptionError(where[0], where[1], f"a dataset that sd-scripts accepts: {error}", f"sd-scripts がデータセットを読めません: {error}") from None
-    except Exception as error:
-        if type(error).__module__.startswith("voluptuous"):  # ConfigSanitizer's schema
-            raise OptionError(where[0], where[1], f"a dataset config that sd-scripts accepts: {error}", f"sd-scripts がデータセット設定を受け付けません: {error}") from None
-        raise
-    finally:
-        random.setstate(random_state)
+    _fill_dataset_defaults(train_util, args)
+    group, notes = _build_group(train_util, config_util, args, recipe, trainer)
     if isinstance(group, tuple):  # v0.10+: (training group, validation group or None)
         group = group[0]
 
     batches = len(group)
     if batches == 0:
         raise OptionError(
-            where[0], where[1],
+            *_where(args),
             "a dataset with at least one image (train_data_dir is the parent of folders such as 10_name)",
             "画像が見つかりません(train_data_dir には 10_name のような画像フォルダの親フォルダを指定してください)",
         )
@@ -234,10 +321,7 @@ def count_run(args, num_processes: int = 1, *, trainer=None):
     accumulation = getattr(args, "gradient_accumulation_steps", 1)
     # sd-scripts' own bilingual warnings ("some of reg images are not used / ..."), without the
     # lists of file names that follow some of them
-    notes = []
-    for message in captured.records:
-        if " / " in message and message not in notes:
-            notes.append(message)
+    notes = [message for index, message in enumerate(notes) if " / " in message and message not in notes[:index]]
     return steps.run_count(
         batches, num_processes, accumulation, epochs_flag, args.max_train_steps,
         num_train_images=group.num_train_images,
