@@ -19,7 +19,7 @@ from __future__ import annotations
 import difflib
 
 GROUP = "sdsched_plugin.schedules"
-OWN = "sdsched_plugin.schedulers:"  # the value of the package's own entry points
+OWN = "sdsched_plugin.schedule.schedulers:"  # the value of the package's own entry points (pyproject.toml)
 
 _registered: dict[str, type] = {}
 _entry_points: dict | None = None  # name -> EntryPoint, read once
