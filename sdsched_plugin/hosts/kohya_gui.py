@@ -308,8 +308,9 @@ def wire(training, floor, plot, gradio) -> None:
         found = floor_of(current)
         return shown if found == shown else found
 
-    typed(floor_to_text, inputs=[floor, text], outputs=[text])
-    text.change(text_to_floor, inputs=[text, floor], outputs=[floor])
+    # named, so the round trip can be driven from outside as the page drives it (tests, scripts)
+    typed(floor_to_text, inputs=[floor, text], outputs=[text], api_name="sdsched_floor_to_args")
+    text.change(text_to_floor, inputs=[text, floor], outputs=[floor], api_name="sdsched_args_to_floor")
     inputs = plot_inputs(training)
     names = list(inputs)
 
