@@ -35,10 +35,7 @@ TAB_PARAMS = ("headless", "config")  # the first parameters of both, v26.0.0 and
 CHECKED = "v23.0.0 – v26.0.0 and master (Gradio 3.50 – 6.17)"
 MENU_LABEL = "LR Scheduler"
 FLOOR_LABEL = arguments.GUI_FLOOR_LABEL
-FLOOR_INFO = (
-    "The LR never falls below this share of itself after warmup (0.5 = half); written as min_value=... into"
-    " LR scheduler extra arguments. Empty: no floor. (sdsched-plugin)"
-)
+FLOOR_INFO = "After warmup the LR never falls below this share of it (0.5 = half). Saved as min_value= in LR scheduler extra arguments; 0: no floor"
 FLOOR_KEY = "min_value"
 # BasicTraining's fields the plugin reads, by attribute: (gradio class, what the GUI calls it)
 FIELDS = {
@@ -141,11 +138,12 @@ def floor_of(text) -> float | None:
 
 
 def with_floor(text, floor) -> str:
-    """The extra-arguments text with its ``min_value=`` set to ``floor`` (removed for None):
+    """The extra-arguments text with its ``min_value=`` set to ``floor`` (removed for None or 0):
     every other token kept, in order. The GUI splits this text on spaces for sd-scripts."""
     tokens = [token for token in str(text or "").split() if token.replace('"', "").partition("=")[0] != FLOOR_KEY]
-    if floor is not None and not (isinstance(floor, float) and math.isnan(floor)):
-        tokens.append(f"{FLOOR_KEY}={float(floor)!r}")
+    value = number(floor)
+    if value and not math.isnan(value):  # 0 is what gradio shows for an empty field: no floor
+        tokens.append(f"{FLOOR_KEY}={value!r}")
     return " ".join(tokens)
 
 
@@ -207,10 +205,11 @@ def schedule_of(values: dict) -> dict:
 
     total, epochs, per_epoch = run_of(values)
     args = training_args(values, total, epochs)
-    fixed = curves.optimizer_sets_lr(args.lr_scheduler, args.optimizer_type, {}, args.lr_scheduler_type)
-    if fixed is not None:
-        return {"note": fixed}
     try:
+        optimizer_args = curves.parse_scheduler_args(str(values.get("optimizer_args") or "").split(), "--optimizer_args")
+        fixed = curves.optimizer_sets_lr(args.lr_scheduler, args.optimizer_type, optimizer_args, args.lr_scheduler_type)
+        if fixed is not None:
+            return {"note": fixed}
         label, settings, curve = requested.curve_of(args, 1, total)
     except (options.OptionError, registry.RegistryError, ValueError) as error:
         return {"note": str(error)}
@@ -280,6 +279,7 @@ def floor_field(training, gradio):
             value=floor_of(training.lr_scheduler_args.value),
             minimum=0,
             maximum=1,
+            step=0.05,
             info=FLOOR_INFO,
             interactive=True,
         )
@@ -290,7 +290,7 @@ def floor_field(training, gradio):
 
 def plot_inputs(training) -> dict:
     """Field name -> the component of this BasicTraining that the plot reads."""
-    names = [*FIELDS, *OPTIONAL_FIELDS, "optimizer", "train_batch_size"]
+    names = [*FIELDS, *OPTIONAL_FIELDS, "optimizer", "optimizer_args"]
     found = {name: getattr(training, name, None) for name in names}
     return {name: block for name, block in found.items() if block is not None and hasattr(block, "change")}
 
