@@ -95,6 +95,19 @@ def test_a_known_epoch_length_marks_whole_epochs():
     assert schedule["steps"] == 360 and [step for step, _ in svg._epoch_marks(schedule)] == [120, 240]
 
 
+def test_the_steps_of_an_epoch_are_counted_from_the_image_folder_as_the_gui_counts(tmp_path):
+    for folder, images in (("10_cat", ["a.png", "b.PNG", "c.jpg", "notes.txt"]), ("5_dog", ["d.webp", "e.jpeg"]), ("misc", ["f.png"])):
+        (tmp_path / folder).mkdir()
+        for image in images:
+            (tmp_path / folder / image).write_bytes(b"")
+    fields = gui_fields(max_train_steps=0, max_train_epochs=2, train_data_dir=str(tmp_path), train_batch_size=2)
+    assert kohya_gui.folder_steps(fields) == 20  # (10 x 3 + 5 x 2) / 2; "misc" has no repeats
+    assert kohya_gui.folder_steps({**fields, "reg_data_dir": "/reg"}) == 40  # the GUI doubles with reg images
+    schedule = kohya_gui.schedule_of(fields)
+    assert schedule["steps"] == 40 and schedule["per_epoch"] == 20 and "≈20 per epoch" in svg.caption(schedule)
+    assert kohya_gui.folder_steps({**fields, "train_data_dir": str(tmp_path / "absent")}) is None
+
+
 @pytest.mark.parametrize(
     "name", ["constant_with_warmup", "cosine", "cosine_with_restarts", "linear", "polynomial", "cosine_with_min_lr", "inverse_sqrt", "warmup_stable_decay", *OWN]
 )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -50,6 +51,8 @@ FIELDS = {
 }
 # read when the release has them: (attribute, argparse name)
 OPTIONAL_FIELDS = ("lr_warmup_steps", "lr_scheduler_type", "learning_rate")
+# the tab's folders, by the start of their labels (v23.0 - master: "Regularisation folder" / "... directory")
+FOLDER_LABELS = {"train_data_dir": "Image folder (containing training images subfolders)", "reg_data_dir": "Regularisation "}
 NOMINAL_STEPS = 1000  # a run whose length the GUI does not say is drawn over this many steps
 
 
@@ -160,12 +163,37 @@ def number(value, default=None):
         return default
 
 
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")  # what the GUI counts in train_model
+
+
+def folder_steps(values: dict) -> int | None:
+    """Steps of one epoch from the tab's image folder, counted as the GUI counts before it
+    trains: every ``<repeats>_<name>`` subfolder's images times its repeats, doubled with a
+    regularisation folder, over the batch size (no gradient accumulation: that field is built
+    after this one). None without a folder to count. sd-scripts counts per bucket: an estimate."""
+    folder = str(values.get("train_data_dir") or "").strip()
+    if not folder:
+        return None
+    total = 0
+    try:
+        for entry in os.scandir(folder):
+            repeats, sep, _ = entry.name.partition("_")
+            if entry.is_dir() and sep and repeats.isdigit():
+                images = sum(1 for f in os.scandir(entry.path) if f.name.lower().endswith(IMAGE_EXTENSIONS))
+                total += int(repeats) * images
+    except OSError:
+        return None
+    factor = 2 if str(values.get("reg_data_dir") or "").strip() else 1
+    batch = max(1, int(number(values.get("train_batch_size"), 1) or 1))
+    return math.ceil(total * factor / batch) or None
+
+
 def run_of(values: dict) -> tuple[int, int, int | None]:
     """(total steps, epochs, steps per epoch or None) from the GUI's fields, as the GUI counts:
     "Max train steps" when set; else the epochs ("Max train epoch" over "Epoch") times the steps
     of one epoch when known; else a nominal run, drawn as fractions with the epochs marked."""
     epochs = int(number(values.get("max_train_epochs"), 0) or 0) or max(1, int(number(values.get("epoch"), 1) or 1))
-    per_epoch = values.get("steps_per_epoch")
+    per_epoch = values.get("steps_per_epoch") or folder_steps(values)
     steps = int(number(values.get("max_train_steps"), 0) or 0)
     if steps > 0:
         return steps, epochs, per_epoch
@@ -290,9 +318,22 @@ def floor_field(training, gradio):
 
 def plot_inputs(training) -> dict:
     """Field name -> the component of this BasicTraining that the plot reads."""
-    names = [*FIELDS, *OPTIONAL_FIELDS, "optimizer", "optimizer_args"]
+    names = [*FIELDS, *OPTIONAL_FIELDS, "optimizer", "optimizer_args", "train_batch_size"]
     found = {name: getattr(training, name, None) for name in names}
+    found.update(getattr(training, "sdsched_folders", {}))
     return {name: block for name, block in found.items() if block is not None and hasattr(block, "change")}
+
+
+def folder_fields(gradio) -> dict:
+    """The tab's image and regularisation folders, built before BasicTraining in the LoRA and
+    Dreambooth tabs (found by their labels: the last of each built so far is this tab's)."""
+    found = {}
+    for block in list((getattr(_root_block(gradio), "blocks", None) or {}).values()):
+        label = str(getattr(block, "label", "") or "")
+        for name, start in FOLDER_LABELS.items():
+            if label.startswith(start):
+                found[name] = block
+    return found
 
 
 def wire(training, floor, plot, gradio) -> None:
@@ -334,6 +375,7 @@ def extend_basic_training(training) -> None:
         module = sys.modules.get(type(training).__module__)
         logger.warning(not_recognised(gui_version(gui_root(module)), problem))
         return
+    training.sdsched_folders = folder_fields(gradio)
     add_choices(training.lr_scheduler, menu_names())
     floor = floor_field(training, gradio)
     plot = gradio.HTML(value=plot_html(initial_values(training)), label="Schedule (sdsched-plugin)")
@@ -413,3 +455,36 @@ def activate_tab(module) -> bool:
         logger.warning(not_recognised(gui_version(gui_root(module)), why))
         return False
     return patching.install([patching.Patch(module, function, TAB_PARAMS, after_tab, prefix=True)], f"kohya_ss' {function}", CHECKED)
+
+
+# ------------------------------------------------------------------ what sdsched doctor asks
+
+
+def probe(root: Path) -> dict:
+    """Build BasicTraining of the kohya_ss folder ``root`` as a training tab does (no server),
+    in a fresh process of the GUI's venv, and say what the plugin did to it and why not:
+    ``{"version", "gradio", "file", "hooked", "names", "floor", "plot", "warnings", "error"}``."""
+    report: dict = {"version": gui_version(root), "warnings": []}
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: report["warnings"].append(record.getMessage())  # our lines, as the GUI's log shows them
+    logger.addHandler(handler)
+    try:
+        sys.path.insert(0, str(root))
+        import gradio
+
+        report["gradio"] = gradio.__version__
+        from kohya_gui import class_basic_training as module  # through the startup hook, as the GUI imports it
+
+        report["file"], report["hooked"] = module.__file__, is_installed(module)
+        with gradio.Blocks():
+            training = module.BasicTraining(sdxl_checkbox=gradio.Checkbox())
+        menu = getattr(training, "lr_scheduler", None)
+        present = set(choice_values(menu)) if menu is not None else set()
+        report["names"] = [name for name in menu_names() if name in present]
+        report["floor"], report["plot"] = hasattr(training, "sdsched_floor"), hasattr(training, "sdsched_plot")
+    except Exception as error:
+        report["error"] = f"{type(error).__name__}: {error}"
+        report["missing"] = getattr(error, "name", None) if isinstance(error, ImportError) else None
+    finally:
+        logger.removeHandler(handler)
+    return report

@@ -41,8 +41,13 @@ def _epoch_marks(schedule: dict) -> list[tuple[float, str]]:
 def caption(schedule: dict) -> str:
     """One line under the plot: the schedule, the run's length, warmup, floor and the end value."""
     steps, per_epoch = schedule["steps"], schedule.get("per_epoch")
-    run = "the run as a fraction" if schedule.get("nominal") else f"{steps} steps"
-    parts = [schedule["label"], f"{run}, {schedule['epochs']} epoch(s)" + (f" × {per_epoch} steps" if per_epoch else "")]
+    if schedule.get("nominal"):
+        run = f"the run as a fraction, {schedule['epochs']} epoch(s)"
+    elif per_epoch:
+        run = f"{steps} steps, ≈{per_epoch} per epoch from the image folder"
+    else:
+        run = f"{steps} steps, {schedule['epochs']} epoch(s)"
+    parts = [schedule["label"], run]
     if schedule["warmup"]:
         parts.append(f"warmup {schedule['warmup']} steps")
     if schedule.get("floor") is not None:
