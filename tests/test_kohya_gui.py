@@ -261,6 +261,8 @@ def test_in_chromium_a_floored_name_and_a_floor_reach_the_toml(gui_pythons, serv
         pytest.skip("needs /usr/bin/chromium (apt-get install chromium)")
     url, out = served_gui
     python = gui_pythons.get("5") or gui_pythons.get("real")
+    if "real" in gui_pythons and subprocess.run([str(python), "-c", "import playwright"]).returncode:
+        pytest.skip("KOHYA_GUI_PYTHON has no playwright (pip install playwright there; Gradio 5 or 6)")
     shots = tmp_path / "gui"
     process = Run([str(python), str(BROWSE), url, str(shots)]).finish(300)
     lines = [line[len("BROWSED ") :] for line in process.stdout.splitlines() if line.startswith("BROWSED ")]
