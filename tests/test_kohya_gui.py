@@ -230,6 +230,25 @@ def test_an_unknown_layout_starts_unchanged_with_one_line(gui_pythons, tmp_path)
     assert len(lines) == 1 and "kohya_ss GUI v99.0.0" in lines[0] and "sdsched doctor" in lines[0] and "'Scheduler arguments'" in lines[0]
 
 
+def test_doctor_says_whether_the_gui_is_patched_and_why_not(gui_pythons, tmp_path):
+    if "5" not in gui_pythons:
+        pytest.skip("a Gradio 5 venv (set by the suite, not by KOHYA_GUI_PYTHON)")
+    unknown = tmp_path / "kohya_ss"
+    shutil.copytree(STANDINS / "v26_0", unknown)
+    (unknown / ".release").write_text("v99.0.0\n")
+    module = unknown / "kohya_gui" / "class_basic_training.py"
+    module.write_text(module.read_text().replace('label="LR Scheduler"', 'label="Scheduler"'))
+    doctor = [str(gui_pythons["5"]), "-m", "sdsched_plugin.cli", "doctor"]
+    runs = {folder.name: Run(doctor, env={**os.environ, "KOHYA_SS_DIR": str(folder)}, cwd=tmp_path) for folder in (STANDINS / "v26_0", unknown)}
+    known, changed = (runs[name].finish(600).stdout for name in ("v26_0", "kohya_ss"))
+    line = next(line for line in known.splitlines() if "kohya_ss GUI" in line)
+    assert line.startswith("[OK]") and "[v26.0.0, Gradio 5.34.2]" in line and "cosine_with_restarts_floor" in line
+    lines = changed.splitlines()
+    at = next(i for i, line in enumerate(lines) if "kohya_ss GUI" in line)
+    assert lines[at].startswith("[NG]") and "NOT patched" in lines[at] and "v99.0.0" in lines[at]
+    assert "'Scheduler', not 'LR Scheduler'" in lines[at + 1] and lines[at + 1].lstrip().startswith("->")
+
+
 # ---------------------------------------------------------------- in a browser
 
 
