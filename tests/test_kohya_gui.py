@@ -93,6 +93,8 @@ def test_without_a_step_count_the_run_is_drawn_as_fractions_with_the_epochs_mark
 def test_a_known_epoch_length_marks_whole_epochs():
     schedule = kohya_gui.schedule_of(gui_fields(max_train_steps=0, max_train_epochs=3, steps_per_epoch=120))
     assert schedule["steps"] == 360 and [step for step, _ in svg._epoch_marks(schedule)] == [120, 240]
+    cut = kohya_gui.schedule_of(gui_fields(max_train_steps=300, steps_per_epoch=120))  # max train steps ends epoch 3 early
+    assert [step for step, _ in svg._epoch_marks(cut)] == [120, 240]
 
 
 def test_the_steps_of_an_epoch_are_counted_from_the_image_folder_as_the_gui_counts(tmp_path):

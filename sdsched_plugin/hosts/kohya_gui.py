@@ -38,7 +38,8 @@ MENU_LABEL = "LR Scheduler"
 FLOOR_LABEL = arguments.GUI_FLOOR_LABEL
 FLOOR_INFO = "After warmup the LR never falls below this share of it (0.5 = half). Saved as min_value= in LR scheduler extra arguments; 0: no floor"
 FLOOR_KEY = "min_value"
-# BasicTraining's fields the plugin reads, by attribute: (gradio class, what the GUI calls it)
+# BasicTraining's fields the plugin reads, by attribute: (gradio class, what the GUI calls it);
+# None where releases differ (text boxes up to v23.1, numbers from v24; "LR number of cycles" in v23.0)
 FIELDS = {
     "lr_scheduler": ("Dropdown", MENU_LABEL),
     "lr_scheduler_args": ("Textbox", "LR scheduler extra arguments"),
@@ -49,7 +50,7 @@ FIELDS = {
     "max_train_epochs": (None, None),
     "max_train_steps": (None, None),
 }
-# read when the release has them: (attribute, argparse name)
+# read when the release has them (v25 on)
 OPTIONAL_FIELDS = ("lr_warmup_steps", "lr_scheduler_type", "learning_rate")
 # the tab's folders, by the start of their labels (v23.0 - master: "Regularisation folder" / "... directory")
 FOLDER_LABELS = {"train_data_dir": "Image folder (containing training images subfolders)", "reg_data_dir": "Regularisation "}
@@ -350,8 +351,9 @@ def wire(training, floor, plot, gradio) -> None:
         return shown if found == shown else found
 
     # named, so the round trip can be driven from outside as the page drives it (tests, scripts)
-    typed(floor_to_text, inputs=[floor, text], outputs=[text], api_name="sdsched_floor_to_args")
-    text.change(text_to_floor, inputs=[text, floor], outputs=[floor], api_name="sdsched_args_to_floor")
+    quiet = {"show_progress": "hidden"}  # no spinner over the fields for a redraw of a few ms
+    typed(floor_to_text, inputs=[floor, text], outputs=[text], api_name="sdsched_floor_to_args", **quiet)
+    text.change(text_to_floor, inputs=[text, floor], outputs=[floor], api_name="sdsched_args_to_floor", **quiet)
     inputs = plot_inputs(training)
     names = list(inputs)
 
@@ -359,7 +361,7 @@ def wire(training, floor, plot, gradio) -> None:
         return plot_html(dict(zip(names, values)))
 
     for block in inputs.values():
-        block.change(redraw, inputs=list(inputs.values()), outputs=[plot])
+        block.change(redraw, inputs=list(inputs.values()), outputs=[plot], api_name=False, **quiet)
 
 
 def initial_values(training) -> dict:

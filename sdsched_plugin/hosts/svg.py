@@ -8,6 +8,7 @@ picture is redrawn on every change of a field.
 
 from __future__ import annotations
 
+import math
 from html import escape
 
 WIDTH, HEIGHT = 640, 170
@@ -22,7 +23,7 @@ def note_html(text: str) -> str:
 
 
 def _x(step: float, steps: int) -> float:
-    return LEFT + (WIDTH - LEFT - RIGHT) * step / max(1, steps - 1)
+    return LEFT + (WIDTH - LEFT - RIGHT) * step / max(1, steps)
 
 
 def _y(multiplier: float, top: float) -> float:
@@ -33,9 +34,9 @@ def _epoch_marks(schedule: dict) -> list[tuple[float, str]]:
     """(step, label) of each epoch boundary: whole epochs of a known length, else even shares."""
     steps, epochs, per_epoch = schedule["steps"], schedule["epochs"], schedule.get("per_epoch")
     size = per_epoch or steps / max(1, epochs)
-    count = int(steps // size) if per_epoch else epochs
+    count = math.ceil(steps / size)  # the last epoch may be cut short by max train steps
     every = max(1, -(-count // MAX_EPOCH_LABELS))
-    return [(k * size, str(k) if k % every == 0 else "") for k in range(1, count + (0 if per_epoch else 1)) if k * size < steps]
+    return [(k * size, str(k) if k % every == 0 else "") for k in range(1, count)]
 
 
 def caption(schedule: dict) -> str:
@@ -83,7 +84,9 @@ def schedule_html(schedule: dict) -> str:
     if schedule.get("floor") is not None:
         y = _y(schedule["floor"], top)
         parts.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" stroke="{FLOOR}" stroke-dasharray="4 3"/>')
-    line = " ".join(f"{_x(step, steps):.1f},{_y(m, top):.1f}" for step, m in points)
+    # steps, not slopes: update k runs at its multiplier until update k + 1, and a restart is a jump
+    ends = [step for step, _ in points[1:]] + [steps]
+    line = " ".join(f"{_x(step, steps):.1f},{_y(m, top):.1f} {_x(end, steps):.1f},{_y(m, top):.1f}" for (step, m), end in zip(points, ends))
     parts.append(f'<polyline points="{line}" fill="none" stroke="{LINE}" stroke-width="2"/>')
     parts.append(f'<text x="{WIDTH - RIGHT}" y="{HEIGHT - 10}" font-size="9" fill="{TEXT}" text-anchor="end">epochs ›</text>')
     parts.append("</svg>")
