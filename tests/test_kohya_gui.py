@@ -139,6 +139,21 @@ def test_the_plot_never_raises():
         assert 'class="sdsched-plot"' in kohya_gui.plot_html(fields)
 
 
+def test_only_kohya_ss_own_module_is_touched(tmp_path, monkeypatch):
+    gradio = type(sys)("gradio")
+    monkeypatch.setitem(sys.modules, "gradio", gradio)
+    home = tmp_path / "kohya_ss"
+    (home / "kohya_gui").mkdir(parents=True)
+    module = type(sys)("kohya_gui.class_basic_training")
+    module.__file__, module.gr = str(home / "kohya_gui" / "class_basic_training.py"), gradio
+    assert "not in a kohya_ss folder" in kohya_gui.why_not_real(module)  # a kohya_gui package of some other program
+    (home / ".release").write_text("v25.2.2\n")
+    assert kohya_gui.why_not_real(module) is None and kohya_gui.gui_version(kohya_gui.gui_root(module)) == "v25.2.2"
+    module.gr = type(sys)("gr")
+    assert "gradio" in kohya_gui.why_not_real(module)
+    assert not kohya_gui.activate(module)  # refused with one line, nothing patched
+
+
 def test_the_gui_host_imports_neither_gradio_nor_torch():
     code = "import sys, sdsched_plugin.hosts.kohya_gui; print(sorted(m for m in ('gradio', 'torch', 'diffusers') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
