@@ -225,37 +225,39 @@ def test_the_served_menu_offers_and_accepts_the_floored_names(gui_pythons, versi
     assert "sdsched-plugin" not in report["stderr"]  # nothing to say about a layout it knows
 
 
-def test_with_the_off_switch_the_gui_is_as_it_was(gui_pythons, tmp_path):
+def gradio5(gui_pythons) -> Path:
     if "5" not in gui_pythons:
         pytest.skip("a Gradio 5 venv (set by the suite, not by KOHYA_GUI_PYTHON)")
-    report = check_gui(gui_pythons["5"], STANDINS / "v26_0", tmp_path, SDSCHED_PLUGIN_DISABLE="1")
+    return gui_pythons["5"]
+
+
+def changed_layout(tmp_path: Path, old: str, new: str) -> Path:
+    """The v25 - master stand-in with one thing changed, as a future release "v99.0.0"."""
+    folder = tmp_path / "kohya_ss"
+    shutil.copytree(STANDINS / "v26_0", folder)
+    (folder / ".release").write_text("v99.0.0\n")
+    module = folder / "kohya_gui" / "class_basic_training.py"
+    module.write_text(module.read_text().replace(old, new))
+    return folder
+
+
+def test_with_the_off_switch_the_gui_is_as_it_was(gui_pythons, tmp_path):
+    report = check_gui(gradio5(gui_pythons), STANDINS / "v26_0", tmp_path, SDSCHED_PLUGIN_DISABLE="1")
     assert not set(OWN) & set(report["menus"][0]) and report["floor"] == [] and report["plot"] == []
     assert "cosine_with_restarts_floor is not in the list of choices" in report["floored"]["error"]
 
 
 def test_an_unknown_layout_starts_unchanged_with_one_line(gui_pythons, tmp_path):
-    if "5" not in gui_pythons:
-        pytest.skip("a Gradio 5 venv (set by the suite, not by KOHYA_GUI_PYTHON)")
-    folder = tmp_path / "kohya_ss"
-    shutil.copytree(STANDINS / "v26_0", folder)
-    (folder / ".release").write_text("v99.0.0\n")
-    module = folder / "kohya_gui" / "class_basic_training.py"
-    module.write_text(module.read_text().replace('label="LR scheduler extra arguments"', 'label="Scheduler arguments"'))
-    report = check_gui(gui_pythons["5"], folder, tmp_path / "out")
+    folder = changed_layout(tmp_path, 'label="LR scheduler extra arguments"', 'label="Scheduler arguments"')
+    report = check_gui(gradio5(gui_pythons), folder, tmp_path / "out")
     assert not set(OWN) & set(report["menus"][0]) and report["floor"] == []
     lines = [line for line in report["stderr"].splitlines() if "sdsched-plugin" in line]
     assert len(lines) == 1 and "kohya_ss GUI v99.0.0" in lines[0] and "sdsched doctor" in lines[0] and "'Scheduler arguments'" in lines[0]
 
 
 def test_doctor_says_whether_the_gui_is_patched_and_why_not(gui_pythons, tmp_path):
-    if "5" not in gui_pythons:
-        pytest.skip("a Gradio 5 venv (set by the suite, not by KOHYA_GUI_PYTHON)")
-    unknown = tmp_path / "kohya_ss"
-    shutil.copytree(STANDINS / "v26_0", unknown)
-    (unknown / ".release").write_text("v99.0.0\n")
-    module = unknown / "kohya_gui" / "class_basic_training.py"
-    module.write_text(module.read_text().replace('label="LR Scheduler"', 'label="Scheduler"'))
-    doctor = [str(gui_pythons["5"]), "-m", "sdsched_plugin.cli", "doctor"]
+    unknown = changed_layout(tmp_path, 'label="LR Scheduler"', 'label="Scheduler"')
+    doctor = [str(gradio5(gui_pythons)), "-m", "sdsched_plugin.cli", "doctor"]
     runs = {folder.name: Run(doctor, env={**os.environ, "KOHYA_SS_DIR": str(folder)}, cwd=tmp_path) for folder in (STANDINS / "v26_0", unknown)}
     known, changed = (runs[name].finish(600).stdout for name in ("v26_0", "kohya_ss"))
     line = next(line for line in known.splitlines() if "kohya_ss GUI" in line)
@@ -299,7 +301,7 @@ def test_in_chromium_a_floored_name_and_a_floor_reach_the_toml(gui_pythons, serv
         pytest.skip("needs /usr/bin/chromium (apt-get install chromium)")
     url, out = served_gui
     python = gui_pythons.get("5") or gui_pythons.get("real")
-    if "real" in gui_pythons and subprocess.run([str(python), "-c", "import playwright"]).returncode:
+    if "real" in gui_pythons and subprocess.run([str(python), "-c", "import playwright"], check=False).returncode:
         pytest.skip("KOHYA_GUI_PYTHON has no playwright (pip install playwright there; Gradio 5 or 6)")
     shots = tmp_path / "gui"
     process = Run([str(python), str(BROWSE), url, str(shots)]).finish(300)

@@ -475,7 +475,8 @@ def probe(root: Path) -> dict:
         import gradio
 
         report["gradio"] = gradio.__version__
-        from kohya_gui import class_basic_training as module  # through the startup hook, as the GUI imports it
+        # through the startup hook, as the GUI imports it
+        from kohya_gui import class_basic_training as module
 
         report["file"], report["hooked"] = module.__file__, is_installed(module)
         with gradio.Blocks():

@@ -65,8 +65,10 @@ def schedule_html(schedule: dict) -> str:
     steps, points = schedule["steps"], schedule["points"]
     top = max(1.0, max(m for _, m in points))
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" style="max-width:{WIDTH}px"'
-        f' role="img" aria-label="{escape(caption(schedule))}">'
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" style="max-width:{WIDTH}px"'
+            f' role="img" aria-label="{escape(caption(schedule))}">'
+        )
     ]
     if schedule["warmup"]:
         x0, x1 = _x(0, steps), _x(schedule["warmup"], steps)

@@ -19,9 +19,9 @@ from pathlib import Path
 KOHYA_DIR, OUT_DIR, MODE = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 sys.path.insert(0, str(KOHYA_DIR))
 
-import gradio as gr  # noqa: E402  (the GUI imports gradio before its modules, as here)
-import toml  # noqa: E402
-from kohya_gui.class_basic_training import BasicTraining  # noqa: E402
+import gradio as gr  # the GUI imports gradio before its modules, as here
+import toml
+from kohya_gui.class_basic_training import BasicTraining
 
 
 def write_toml(lr_scheduler, lr_scheduler_args, cycles, power, lr_warmup, epoch, max_train_steps, learning_rate):
