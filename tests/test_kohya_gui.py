@@ -8,6 +8,8 @@ kohya_ss layout (stand-ins under tests/standin_kohya_gui, or a real checkout wit
 127.0.0.1, its /config read and its API called as the page calls it; then headless Chromium uses it.
 """
 
+import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -175,17 +177,37 @@ def make_gui_venv(version: str) -> Path:
     return python
 
 
+def checkout_digest() -> str:
+    """What the wheel is built from: a venv that has this digest has this checkout's plugin."""
+    files = [REPO / "pyproject.toml", REPO / "sdsched_plugin.pth", REPO / "_sdsched_plugin_boot.py", *sorted((REPO / "sdsched_plugin").rglob("*.py"))]
+    return hashlib.sha256(b"".join(path.read_bytes() for path in files)).hexdigest()
+
+
+def install_plugin(python: Path, wheel: Path, digest: str) -> None:
+    """This checkout's wheel into a GUI venv, unless it is there already: another test worker
+    may be serving from that venv right now, and a reinstall under it would break its imports."""
+    marker = python.parent.parent / ".sdsched-plugin-digest"
+    if marker.is_file() and marker.read_text() == digest:
+        return
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", "--no-index", str(wheel)], check=True)
+    marker.write_text(digest)
+
+
 @pytest.fixture(scope="session")
 def gui_pythons(plugin_wheel) -> dict:
     """Gradio version -> the Python of its venv, with this checkout's wheel installed (the GUI's
-    own venv gets the plugin the same way). With KOHYA_GUI_PYTHON, that one venv alone."""
-    if os.environ.get("KOHYA_GUI_PYTHON"):
-        pythons = {"real": Path(os.environ["KOHYA_GUI_PYTHON"])}
-    else:
-        with ThreadPoolExecutor(len(GUI_VENVS)) as pool:  # two pip installs at once: mostly waiting on downloads
-            pythons = dict(zip(GUI_VENVS, pool.map(make_gui_venv, GUI_VENVS)))
-    for python in pythons.values():
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", "--no-index", str(plugin_wheel)], check=True)
+    own venv gets the plugin the same way). With KOHYA_GUI_PYTHON, that one venv alone. Test
+    workers (pytest-xdist) each run this: a lock file makes the first one build, the others wait."""
+    with open(REPO / ".venv-gui.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.environ.get("KOHYA_GUI_PYTHON"):
+            pythons = {"real": Path(os.environ["KOHYA_GUI_PYTHON"])}
+        else:
+            with ThreadPoolExecutor(len(GUI_VENVS)) as pool:  # two pip installs at once: mostly waiting on downloads
+                pythons = dict(zip(GUI_VENVS, pool.map(make_gui_venv, GUI_VENVS)))
+        digest = checkout_digest()
+        for python in pythons.values():
+            install_plugin(python, plugin_wheel, digest)
     return pythons
 
 
