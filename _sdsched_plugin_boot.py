@@ -28,6 +28,10 @@ HOOKS = {
     # before musubi-tuner v0.3.0 this one module holds all three (v0.1.x: at the checkout's top)
     "musubi_tuner.hv_train_network": ("sdsched_plugin.hosts.musubi", "activate_hv_train_network"),
     "hv_train_network": ("sdsched_plugin.hosts.musubi", "activate_hv_train_network"),
+    # the kohya_ss GUI: its scheduler menu (every training tab), and v26's LECO / Anima LLLite tabs
+    "kohya_gui.class_basic_training": ("sdsched_plugin.hosts.kohya_gui", "activate"),
+    "kohya_gui.leco_gui": ("sdsched_plugin.hosts.kohya_gui", "activate_tab"),
+    "kohya_gui.anima_lllite_gui": ("sdsched_plugin.hosts.kohya_gui", "activate_tab"),
 }
 
 # A script run as a file is __main__, imported under none of the names above. Before v0.3.0,

@@ -204,16 +204,20 @@ atexit.register(end_processes, SESSION_MARK)  # an interrupted session too
 
 
 @pytest.fixture(scope="session")
-def wheel_venv(tmp_path_factory):
+def plugin_wheel(tmp_path_factory) -> Path:
+    """The wheel built from this checkout, once per session."""
+    root = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(root), str(REPO)], check=True)
+    return next(root.glob("sdsched_plugin-*.whl"))
+
+
+@pytest.fixture(scope="session")
+def wheel_venv(tmp_path_factory, plugin_wheel):
     """A fresh venv with the wheel built from this checkout. torch and the rest come from the
     test environment through a plain path line (a path added that way is not scanned for
     .pth files, so the test environment's own copy of the plugin stays inactive)."""
     root = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(root / "dist"), str(REPO)],
-        check=True,
-    )
-    wheel = next((root / "dist").glob("sdsched_plugin-*.whl"))
+    wheel = plugin_wheel
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"

@@ -5,9 +5,7 @@ import os
 import shutil
 import site
 import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 

@@ -29,7 +29,6 @@ import argparse
 import importlib
 import inspect
 import json
-import math
 import struct
 import sys
 import zlib

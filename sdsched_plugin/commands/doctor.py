@@ -421,11 +421,16 @@ class Probe:
 
 
 def start_probe(kind: str, root: Path | None, cwd: Path | None, with_schedules: bool) -> subprocess.Popen:
+    return start_python(PROBE, [kind, str(root or ""), "1" if with_schedules else "0"], cwd)
+
+
+def start_python(code: str, argv: list[str], cwd: Path | None) -> subprocess.Popen:
+    """A fresh process of this Python running ``code``, whose last line ``finish_probe`` reads."""
     env = dict(os.environ)
     env.setdefault("COLUMNS", "200")  # sd-scripts logs through rich, which wraps at the terminal width
     flags = ["-S"] if sys.flags.no_site else []  # start as this Python was started
     return subprocess.Popen(
-        [sys.executable, *flags, "-c", PROBE, kind, str(root or ""), "1" if with_schedules else "0"],
+        [sys.executable, *flags, "-c", code, *argv],
         cwd=str(cwd or Path.cwd()),
         env=env,
         stdout=subprocess.PIPE,
@@ -535,6 +540,61 @@ def schedule_checks(probe: Probe) -> list[Check]:
     return checks
 
 
+# ---------------------------------------------------------------- the kohya_ss GUI
+
+GUI_PROBE = """
+import json, sys
+from pathlib import Path
+from sdsched_plugin.hosts import kohya_gui
+report = kohya_gui.probe(Path(sys.argv[1]))
+sys.stdout.flush()
+print("\\n" + MARKER + json.dumps(report), flush=True)
+""".replace("MARKER", repr(MARKER))
+
+
+def find_kohya_gui() -> tuple[Path | None, list[Check]]:
+    """The kohya_ss folder: the current folder, or KOHYA_SS_DIR."""
+    env = os.environ.get("KOHYA_SS_DIR")
+    candidates = [Path(env)] if env else []
+    for folder in [*candidates, Path.cwd()]:
+        if (folder / "kohya_gui" / "class_basic_training.py").is_file():
+            return folder.resolve(), []
+    if env:
+        return None, [
+            Check(
+                NG,
+                f"KOHYA_SS_DIR={env} has no kohya_gui/class_basic_training.py / KOHYA_SS_DIR に kohya_gui がありません",
+                ["point it at the kohya_ss folder (the one with kohya_gui.py) / kohya_ss のフォルダを指定してください"],
+            )
+        ]
+    return None, []
+
+
+def gui_check(root: Path, probe: Probe) -> tuple[Check, bool]:
+    """(the line for the kohya_ss GUI, whether its LR Scheduler menu gets the plugin's names)."""
+    report = probe.report
+    gradio = f", Gradio {report['gradio']}" if report.get("gradio") else ""
+    head = f"kohya_ss GUI: {root} [{report.get('version', 'unknown')}{gradio}]"
+    if report.get("names") and report.get("floor") and report.get("plot"):
+        names = ", ".join(report["names"])
+        return Check(OK, f"{head}: patched (LR Scheduler menu + {names}; Min LR (floor); the plot) / GUI にパッチが有効です"), True
+    if "error" in report:
+        missing = report.get("missing")
+        fix = (
+            [f"this Python lacks the GUI's {missing}: run doctor with the GUI's venv (kohya_ss/venv or .venv) / GUI の venv の sdsched で実行してください"]
+            if missing and missing.split(".")[0] != "kohya_gui"
+            else [f"import it yourself to see the error: cd {root} && python -c \"import kohya_gui.class_basic_training\" / 上のコマンドでエラーを確認してください"]
+        )
+        return Check(NG, f"{head}: building its training settings fails: {report['error']} / GUI の画面を作れません", fix), False
+    if switched_off():
+        fix = [f"the off switch {OFF_SWITCH} is set: unset it / 無効化スイッチを消してください"]
+    elif not report.get("hooked"):
+        fix = ["the startup hook did not run in this Python: see the startup hook line above / 起動フックが実行されていません(上の行を参照)"]
+    else:
+        fix = report.get("warnings")[-2:] or ["unknown: please report this output / 原因不明です。この出力を添えて報告してください"]
+    return Check(NG, f"{head}: NOT patched: the LR Scheduler menu keeps its own names / パッチされていません", fix), False
+
+
 # ---------------------------------------------------------------- the command
 
 
@@ -548,6 +608,8 @@ def run() -> tuple[list[Check], list[bool]]:
     running = [(host, start_probe(host.kind, host.root, host.home or host.root, index == 0)) for index, host in enumerate(hosts)]
     if not running:
         running = [(None, start_probe("none", None, None, True))]
+    gui_root, gui_notes = find_kohya_gui()
+    gui_process = start_python(GUI_PROBE, [str(gui_root)], gui_root) if gui_root else None
     probes = [finish_probe(process) for _, process in running]
     active = []
     for kind, notes, host in (("sd-scripts", sd_notes, sd_host), ("musubi-tuner", musubi_notes, musubi_host)):
@@ -563,6 +625,11 @@ def run() -> tuple[list[Check], list[bool]]:
             )
             continue
         check, ok = host_checks(host, probes[[h for h, _ in running].index(host)])
+        checks.append(check)
+        active.append(ok)
+    checks += gui_notes
+    if gui_process is not None:
+        check, ok = gui_check(gui_root, finish_probe(gui_process))
         checks.append(check)
         active.append(ok)
     checks += schedule_checks(probes[0])

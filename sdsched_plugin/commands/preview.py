@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from ..run import param_groups as _param_groups
 from ..schedule import arguments, options, registry, stock
+from ..schedule.requested import curve_of
 from . import stats
 
 
@@ -75,21 +76,6 @@ class Schedule:
     settings: dict
     multipliers: list[float] | None  # None: the optimizer sets the LR (schedule-free, adafactor)
     summary: stats.Summary | None = None
-
-
-def curve_of(request: arguments.Request, num_processes: int, total: int):
-    """(settings, step -> multiplier in scheduler steps) of a schedule that has a curve."""
-    if request.kind in (arguments.FLOORED, arguments.DOTTED):
-        settings = request.cls.settings(**request.kwargs(num_processes))
-        return settings, request.cls.pure_curve(settings)
-    if request.kind == arguments.STOCK:
-        return stock.sd_scripts_stock(request.label, num_training_steps=total * num_processes, **request.stock)
-    raise options.OptionError(
-        "--lr_scheduler_type",
-        request.label,
-        f"{arguments.HOOK_PREFIX}NAME (sdsched list) or {arguments.DOTTED_PREFIX}CLASS; the preview does not build other custom schedulers",
-        f"{arguments.HOOK_PREFIX}NAME(sdsched list)か {arguments.DOTTED_PREFIX}CLASS。その他のカスタムスケジューラはプレビューできません",
-    )
 
 
 def variants(args, compare: str | None) -> list[tuple[str | None, set[str], argparse.Namespace]]:

@@ -103,6 +103,7 @@ class Patch:
     params: tuple[str, ...]  # the positional parameters the host's own function has
     wrapper: Callable
     method: bool = False  # an instance method: the wrapper gets it bound, so it reads like a function
+    prefix: bool = False  # params are the first ones only (a GUI class whose later parameters grew by release)
 
     def original(self):
         function = getattr(self.owner, self.name, None)
@@ -114,8 +115,9 @@ class Patch:
         code = getattr(self.original(), "__code__", None)
         if code is None:
             return f"it has no function {self.name}()"
-        if code.co_varnames[: code.co_argcount] != self.params:
-            return f"{self.name}{code.co_varnames[: code.co_argcount]} does not take {self.params}"
+        have = code.co_varnames[: code.co_argcount]
+        if (have[: len(self.params)] if self.prefix else have) != self.params:
+            return f"{self.name}{have} does not take {self.params}"
         return None
 
     def is_applied(self) -> bool:

@@ -26,6 +26,8 @@ DOTTED_PREFIX = "sdsched_plugin."  # --lr_scheduler_type=sdsched_plugin.CLASS: s
 # Stock sd-scripts names that --lr_scheduler_min_value floors (as NAME_floor) instead of ignoring.
 FLOORED_STOCK_NAMES = ("linear", "cosine", "cosine_with_restarts", "polynomial")
 MIN_VALUE_FLAG = "--lr_scheduler_min_value"
+# The kohya_ss GUI's field for the floor (hosts.kohya_gui), named by the message of a floored name without one
+GUI_FLOOR_LABEL = "Min LR (floor)"
 # Our flags besides the min value: the restart controls of cosine_with_restarts_floor, with help
 # in sd-scripts' style. Each is named --lr_scheduler_<key> after its constructor keyword.
 RESTART_FLAGS = {
@@ -393,8 +395,10 @@ def _fallback_min_value(args, cls) -> float:
         raise options.OptionError(
             MIN_VALUE_FLAG,
             None,
-            f"{cls.name} needs a floor: add {MIN_VALUE_FLAG}=0.5 (or a value from 0 to 1; in --lr_scheduler_args: min_value=0.5)",
-            f"{cls.name} には下限が必要です: {MIN_VALUE_FLAG}=0.5 のように 0〜1 の値を指定してください",
+            f"{cls.name} needs a floor: add {MIN_VALUE_FLAG}=0.5 (or a value from 0 to 1; in --lr_scheduler_args: min_value=0.5;"
+            f" in the kohya_ss GUI: the {GUI_FLOOR_LABEL} field next to LR Scheduler)",
+            f"{cls.name} には下限が必要です: {MIN_VALUE_FLAG}=0.5 のように 0〜1 の値を指定してください"
+            f"(kohya_ss GUI では LR Scheduler の隣の「{GUI_FLOOR_LABEL}」)",
         )
     return ratio
 

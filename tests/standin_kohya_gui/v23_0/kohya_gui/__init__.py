@@ -1,0 +1,1 @@
+"""Stand-in of the kohya_gui package (see class_basic_training.py)."""
