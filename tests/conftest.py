@@ -64,6 +64,24 @@ def train_util():
     return module
 
 
+@pytest.fixture(autouse=True)
+def stand_ins_are_not_installed(monkeypatch):
+    """The suite's own process puts the stand-ins on sys.path (and in sys.modules) for the tests
+    that import them. To the preview's finder that looks like an sd-scripts installed in this
+    venv, found or not depending on which tests ran before in the same worker. Here a stand-in
+    is found only where a test points at it (SD_SCRIPTS_DIR, the cwd, the script's folder);
+    tests of the installed case set ``locate.package_dir`` themselves."""
+    from sdsched_plugin.run import locate
+
+    package_dir = locate.package_dir
+
+    def installed_outside_the_tests(name):
+        found = package_dir(name)
+        return None if found is not None and found.resolve().is_relative_to(TESTS) else found
+
+    monkeypatch.setattr(locate, "package_dir", installed_outside_the_tests)
+
+
 @pytest.fixture
 def sd_parse(train_util, monkeypatch):
     """Parse like an sd-scripts script: parser, parse_args, read_config_from_file. The argv

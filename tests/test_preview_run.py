@@ -296,7 +296,8 @@ def test_without_sd_scripts_a_flag_list_names_what_it_ignores(tmp_path):
     """No sd-scripts: the flags that shape the schedule are read (strictly), the other sd-scripts
     flags are listed once as ignored with how to point the preview at sd-scripts, and a flag
     sd-scripts does not have is an error."""
-    out = sdsched(["preview", "--json", *LORA_FLAGS, "--network_dim=16"], tmp_path, SD_SCRIPTS_DIR=None)
+    nowhere = {"SD_SCRIPTS_DIR": None, "PYTHONPATH": ""}  # host_env's PYTHONPATH would make the stand-in an installed `library`
+    out = sdsched(["preview", "--json", *LORA_FLAGS, "--network_dim=16"], tmp_path, **nowhere)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["read_by"] == "flags"
     assert out.stderr.splitlines() == [
@@ -305,9 +306,9 @@ def test_without_sd_scripts_a_flag_list_names_what_it_ignores(tmp_path):
         " flag with the training script's own parser / sd-scripts のフォルダで実行するか SD_SCRIPTS_DIR を設定すると、"
         "すべてのフラグを学習スクリプト自身のパーサーで読みます"
     ]
-    strict = sdsched(["preview", *LORA_FLAGS, "--lr_scheduler_min_value=2"], tmp_path, SD_SCRIPTS_DIR=None)
+    strict = sdsched(["preview", *LORA_FLAGS, "--lr_scheduler_min_value=2"], tmp_path, **nowhere)
     assert strict.returncode == 2 and "argument --lr_scheduler_min_value: got '2'; allowed: a number from 0 to 1" in strict.stderr
-    typo = sdsched(["preview", *LORA_FLAGS, "--lr_schedular=cosine"], tmp_path, SD_SCRIPTS_DIR=None)
+    typo = sdsched(["preview", *LORA_FLAGS, "--lr_schedular=cosine"], tmp_path, **nowhere)
     assert typo.returncode == 2 and typo.stderr.splitlines()[-1] == (
         "sdsched preview: error: unrecognized arguments: --lr_schedular=cosine; did you mean: --lr_scheduler, --lr_scheduler_args,"
         " --lr_scheduler_type?"

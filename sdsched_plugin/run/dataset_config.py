@@ -51,7 +51,8 @@ def note(en: str, ja: str) -> str:
 
 def image_size(path: str) -> tuple[int, int] | None:
     """(width, height) from the file header, read by the ``imagesize`` package as sd-scripts'
-    ``get_image_size`` reads it (the format told by the content, EXIF orientation not applied);
+    ``get_image_size`` reads it (the format told by the content; the EXIF orientation as the venv's
+    imagesize has it: 1.x, which sd-scripts pins, ignores it, 2.x applies it);
     None when it cannot. Where imagesize gives up, sd-scripts asks PIL; of the formats it always
     accepts that is BMP only (imagesize 1.4 does not know it), read here from its header."""
     import imagesize  # pure Python; only when a dataset is counted from its files

@@ -1,6 +1,8 @@
 """Stand-in for kohya-ss/sd-scripts' ``library/config_util.py``, for CI (sd-scripts is not on PyPI).
 
-Only what the plugin meets: ``generate_dataset_group_by_blueprint(dataset_group_blueprint)``,
+Only what the plugin meets: ``load_user_config(file)`` (the --dataset_config reader, there in every
+release since v0.7.0; the plugin's dataset hook wraps it) and
+``generate_dataset_group_by_blueprint(dataset_group_blueprint)``,
 which every training script calls through the module after parsing and before loading the
 model, and which returns ``(train group, validation group or None)`` since 2025 (a single
 group before). ``len()`` of the train group is the number of batches in one epoch: the
@@ -8,7 +10,11 @@ group before). ``len()`` of the train group is the number of batches in one epoc
 The real blueprint describes datasets and subsets; here each dataset just says its batch count.
 """
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import toml
 
 
 @dataclass
@@ -31,3 +37,16 @@ class DatasetGroup:
 
 def generate_dataset_group_by_blueprint(dataset_group_blueprint: DatasetGroupBlueprint):
     return DatasetGroup(list(dataset_group_blueprint.datasets)), None
+
+
+def load_user_config(file: str) -> dict:
+    """As sd-scripts reads a --dataset_config: JSON or TOML, its parser's errors raised as they come."""
+    file = Path(file)
+    if not file.is_file():
+        raise ValueError(f"file not found / ファイルが見つかりません: {file}")
+    if file.name.lower().endswith(".json"):
+        with open(file, "r") as f:
+            return json.load(f)
+    if file.name.lower().endswith(".toml"):
+        return toml.load(file)
+    raise ValueError(f"not supported config file format / 対応していない設定ファイルの形式です: {file}")
