@@ -10,6 +10,7 @@ real scripts' parsers and dataset code, and real subprocesses for the CLI and tr
 from __future__ import annotations
 
 import argparse
+import io
 import subprocess
 import sys
 
@@ -188,6 +189,35 @@ def test_a_file_cut_short_after_its_header(tmp_path):
     assert not host._cut_short(str(tmp_path / "whole.png"))
     assert host._cut_short(str(tmp_path / "cut.png"))
 
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_a_jpeg_is_cut_short_exactly_where_pillow_cannot_load_it(tmp_path, progressive):
+    """sd-scripts loads each image with PIL after the model: the check agrees with PIL on whole files,
+    files with data after their end marker (a motion photo's video), an EXIF thumbnail (markers of its
+    own before the scan), a missing end marker and cuts anywhere after the header."""
+    Image = pytest.importorskip("PIL.Image")
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 1
+    Image.effect_noise((96, 64), 60).convert("RGB").save(buffer, "JPEG", progressive=progressive, exif=exif.tobytes())
+    whole = buffer.getvalue()
+    cases = {"whole": whole, "trailer": whole + b"\0" * 100 + b"ftypmp42" + bytes(range(256)) * 20, "no end marker": whole[:-2]}
+    cases.update({f"cut at {n}": whole[:n] for n in range(40, len(whole) - 2, max(1, len(whole) // 25))})
+
+    def pillow_fails(path):
+        try:
+            with Image.open(path) as image:
+                image.convert("RGB")
+            return False
+        except OSError:
+            return True
+
+    for name, data in cases.items():
+        path = tmp_path / f"{name}.jpg"
+        path.write_bytes(data)
+        assert host._cut_short(str(path)) == pillow_fails(path), name
+    assert not host._cut_short(str(tmp_path / "trailer.jpg")) and host._cut_short(str(tmp_path / "no end marker.jpg"))
 
 # --- the real scripts ------------------------------------------------------------------------
 

@@ -165,10 +165,10 @@ def explain(error: BaseException) -> DatasetError | None:
 
 
 def _cut_short(path: str) -> bool:
-    """A PNG without its IEND chunk near the end, or a WebP shorter than its RIFF header says: the
-    header (all that ``imagesize`` reads while counting) is whole, the pixels are not, and
-    training would stop at the image after loading the model. One seek per file. JPEG is not
-    judged: valid files often carry data after their end marker."""
+    """A PNG without its IEND chunk near the end, a JPEG without an end marker after its first
+    scan, or a WebP shorter than its RIFF header says: the header (all that ``imagesize`` reads
+    while counting) is whole, the pixels are not, and training would stop at the image ("image
+    file is truncated") after loading the model."""
     try:
         with open(path, "rb") as f:
             head = f.read(12)
@@ -177,11 +177,43 @@ def _cut_short(path: str) -> bool:
             if head.startswith(b"\x89PNG"):
                 f.seek(max(0, size - 4096))
                 return b"IEND" not in f.read()
+            if head.startswith(b"\xff\xd8"):
+                return _jpeg_cut_short(f, size)
             if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
                 return int.from_bytes(head[4:8], "little") + 8 > size
     except OSError:
         return True
     return False
+
+
+def _jpeg_cut_short(f, size: int) -> bool:
+    """No end marker (FF D9) after the first scan. Nearly every JPEG ends with it: one seek. Valid
+    files may carry data after it (a motion photo's video, a camera's trailer), so when the last
+    bytes are not the marker, the segments are walked by their lengths to the first scan (skipping
+    an EXIF thumbnail's own markers) and the marker is looked for after it: in entropy-coded data
+    FF is always stuffed, so FF D9 there is the end marker and nothing else."""
+    f.seek(size - 2)
+    if f.read(2) == b"\xff\xd9":
+        return False
+    f.seek(2)
+    while True:  # the segments before the first scan (SOS, FF DA)
+        marker = f.read(2)
+        while len(marker) == 2 and marker[0] == 0xFF and marker[1] == 0xFF:  # fill bytes
+            marker = marker[1:] + f.read(1)
+        if len(marker) < 2 or marker[0] != 0xFF:
+            return True
+        if marker[1] == 0xDA:
+            break
+        if marker[1] == 0x01 or 0xD0 <= marker[1] <= 0xD7:  # markers without a length
+            continue
+        length = f.read(2)
+        if len(length) < 2:
+            return True
+        f.seek(int.from_bytes(length, "big") - 2, os.SEEK_CUR)
+    import mmap  # only for the rare JPEG with data after its end: a find over the file, at C speed
+
+    with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return data.find(b"\xff\xd9", f.tell()) < 0
 
 
 def check_group(group) -> None:
