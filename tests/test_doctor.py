@@ -4,9 +4,12 @@ check in process."""
 
 import os
 import re
+import shutil
 import subprocess
 import zlib
 from pathlib import Path
+
+import pytest
 
 from conftest import HOST_DIR, MUSUBI_DIR, REPO
 from sdsched_plugin.commands import doctor
@@ -158,7 +161,7 @@ def test_git_version_of_a_detached_submodule_with_a_packed_annotated_tag(tmp_pat
     checkout = tmp_path / "kohya_ss" / "sd-scripts"
     checkout.mkdir()
     (checkout / ".git").write_text("gitdir: ../.git/modules/sd-scripts\n")
-    assert doctor.git_version(checkout) == "commit aaaaaaaa (v0.8.7)"
+    assert doctor.git_files_version(checkout) == "commit aaaaaaaa (v0.8.7)"
 
 
 def test_git_version_of_a_branch_and_of_a_loose_annotated_tag(tmp_path):
@@ -167,15 +170,43 @@ def test_git_version_of_a_branch_and_of_a_loose_annotated_tag(tmp_path):
     (gitdir / "refs" / "heads").mkdir(parents=True)
     (gitdir / "HEAD").write_text("ref: refs/heads/main\n")
     (gitdir / "refs" / "heads" / "main").write_text(commit + "\n")
-    assert doctor.git_version(tmp_path) == "commit aaaaaaaa on main"
+    assert doctor.git_files_version(tmp_path) == "commit aaaaaaaa on main"
     (gitdir / "refs" / "tags").mkdir()
     (gitdir / "refs" / "tags" / "v0.9.1").write_text(tag_object + "\n")
     body = f"object {commit}\ntype commit\ntag v0.9.1\n".encode()
     objects = gitdir / "objects" / tag_object[:2]
     objects.mkdir(parents=True)
     (objects / tag_object[2:]).write_bytes(zlib.compress(b"tag %d\x00" % len(body) + body))
-    assert doctor.git_version(tmp_path) == "commit aaaaaaaa (v0.9.1)"
+    assert doctor.git_files_version(tmp_path) == "commit aaaaaaaa (v0.9.1)"
 
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_git_and_the_files_in_dot_git_say_the_same(tmp_path, monkeypatch):
+    """The doctor asks git first; the reader of .git's files (for a Python without git, or a folder git
+    refuses) gives the same line on a branch, an annotated tag, a light tag, and a detached head."""
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+
+    def git(*argv):
+        env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+        return subprocess.run(["git", "-C", str(tmp_path), *argv], check=True, capture_output=True, text=True, env=env).stdout.strip()
+
+    git("init", "-q", "-b", "main")
+    git("commit", "-q", "--allow-empty", "-m", "one")
+    first = git("rev-parse", "HEAD")[:8]
+    assert doctor.git_version(tmp_path) == doctor.git_files_version(tmp_path) == f"commit {first} on main"
+    git("tag", "-a", "v0.9.1", "-m", "release")
+    git("tag", "light")
+    assert doctor.git_version(tmp_path) == doctor.git_files_version(tmp_path) == f"commit {first} (light, v0.9.1)"
+    git("commit", "-q", "--allow-empty", "-m", "two")
+    git("pack-refs", "--all")
+    git("checkout", "-q", "--detach", "v0.9.1")
+    assert doctor.git_version(tmp_path) == doctor.git_files_version(tmp_path) == f"commit {first} (light, v0.9.1)"
+    git("checkout", "-q", "main")
+    second = git("rev-parse", "HEAD")[:8]
+    assert doctor.git_version(tmp_path) == doctor.git_files_version(tmp_path) == f"commit {second} on main"
+    monkeypatch.setenv("PATH", str(tmp_path / "no-git-here"))  # no git: the files still tell
+    assert doctor.git_command_version(tmp_path) is None and doctor.git_version(tmp_path) == f"commit {second} on main"
 
 def test_no_git_folder_says_so(tmp_path):
     assert doctor.git_version(tmp_path) is None

@@ -6,9 +6,9 @@ every problem what to do about it. Exit status 0 when the plugin will be active 
 trainer found (and at least one was found), 1 otherwise.
 
 It asks the real host modules rather than guessing from files: each trainer found is imported in
-a fresh subprocess of this same interpreter and environment, as ``train_network.py`` imports it
-(its folder first on ``sys.path``), and the subprocess reports whether the startup hook patched
-it. The doctor's own process stays cheap: no torch, no diffusers, no host module (versions come
+a fresh subprocess of this same interpreter and environment (``commands.probe``), as
+``train_network.py`` imports it (its folder first on ``sys.path``), and the subprocess reports
+whether the startup hook patched it. The doctor's own process stays cheap: no torch, no diffusers, no host module (versions come
 from ``importlib.metadata``; the registry's entry points are loaded in a subprocess too, because
 loading a schedule imports torch).
 
@@ -26,14 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..run import locate
+from .probe import MARKER
 
 OFF_SWITCH = "SDSCHED_PLUGIN_DISABLE"  # the same name as _sdsched_plugin_boot.OFF_SWITCH
 PTH_NAME = "sdsched_plugin.pth"
 PATCH_FILE = "patches/sd-scripts-activate-sdsched-plugin.patch"
-MARKER = "SDSCHED-DOCTOR "  # the probe's report line, apart from whatever the host prints
 PROBE_TIMEOUT = 600  # seconds; a real sd-scripts import on a slow disk takes tens of seconds
 
 OK, NG, INFO = "OK", "NG", "--"
+INSTALL_HINT = "pip install sdsched-plugin into the venv that trains / 学習に使う venv に pip install してください"
+REINSTALL_HINT = "reinstall: pip install --force-reinstall --no-deps sdsched-plugin / 入れ直してください"
 
 
 @dataclass
@@ -61,13 +63,13 @@ def plugin_check() -> Check:
         return Check(
             NG,
             f"sdsched-plugin {__version__} at {where} is not installed in this Python / この Python にインストールされていません",
-            ["pip install sdsched-plugin into the venv that trains / 学習に使う venv に pip install してください"],
+            [INSTALL_HINT],
         )
     if installed != __version__:
         return Check(
             NG,
             f"sdsched-plugin: {where} is {__version__} but pip has {installed} / インストール情報と実体の版が違います",
-            ["reinstall: pip install --force-reinstall --no-deps sdsched-plugin / 入れ直してください"],
+            [REINSTALL_HINT],
         )
     return Check(OK, f"sdsched-plugin {__version__} ({where})")
 
@@ -137,13 +139,13 @@ def startup_hook_check() -> Check:
         return Check(
             NG,
             f"{PTH_NAME} is in none of this Python's site-packages ({', '.join(map(str, dirs))}) / どの site-packages にも {PTH_NAME} がありません",
-            ["pip install sdsched-plugin into the venv that trains (not with --target) / 学習に使う venv に pip install してください"],
+            [INSTALL_HINT.replace(" /", " (not with --target) /", 1)],
         )
     if "_sdsched_plugin_boot" not in sys.modules:  # this very process started without running it
         return Check(
             NG,
             f"{found[0]} is there but did not run at this start / {PTH_NAME} はありますが起動時に実行されていません",
-            ["reinstall: pip install --force-reinstall --no-deps sdsched-plugin / 入れ直してください"],
+            [REINSTALL_HINT],
         )
     return Check(OK, f"startup hook: {found[0]} runs at every start of this Python / 起動フックは毎回実行されます")
 
@@ -238,8 +240,32 @@ def git_dir(folder: Path) -> Path | None:
 
 
 def git_version(folder: Path) -> str | None:
-    """'commit 48d368fa (v0.9.1)' or 'commit 48d368fa on main', read from the files in .git (no git
-    needed). A tag is named only when it points at that very commit."""
+    """'commit 48d368fa (v0.9.1)' or 'commit 48d368fa on main'. A tag is named only when it points at
+    that very commit. Asked of git first; where git is missing or refuses the folder (another
+    owner: "dubious ownership"), read from the files in .git."""
+    if git_dir(folder) is None:
+        return None
+    return git_command_version(folder) or git_files_version(folder)
+
+
+def git_command_version(folder: Path) -> str | None:
+    def git(*argv: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(folder), *argv], capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "--verify", "-q", "HEAD")
+    if not commit:
+        return None
+    tags = sorted((git("tag", "--points-at", "HEAD") or "").split())
+    branch = git("symbolic-ref", "-q", "--short", "HEAD")
+    return f"commit {commit[:8]}" + (f" ({', '.join(tags)})" if tags else f" on {branch}" if branch else "")
+
+
+def git_files_version(folder: Path) -> str | None:
+    """The same from the files in .git (no git needed): loose and packed refs, annotated tags."""
     gdir = git_dir(folder)
     if gdir is None or not (gdir / "HEAD").is_file():
         return None
@@ -330,90 +356,6 @@ def dist_version(name: str) -> str | None:
 
 # ---------------------------------------------------------------- asking the trainers themselves
 
-# Runs in a fresh interpreter, as a training script starts: the startup hook (if it runs) has
-# hooked the host module before this code imports it. Prints one MARKER line of JSON.
-PROBE = r"""
-import json, sys, traceback
-kind, root, with_schedules = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
-if root:
-    sys.path.insert(0, root)
-report = {"boot": "_sdsched_plugin_boot" in sys.modules,
-          "finder": any(getattr(f, "is_sdsched_finder", False) for f in sys.meta_path)}
-
-def flag(function):
-    return bool(getattr(function, "sdsched_patched", False))
-
-def mismatches(patches):
-    return [f"{getattr(p.owner, '__name__', p.owner)}: {p.mismatch()}" for p in patches if p.mismatch()]
-
-try:
-    if kind == "none":
-        pass
-    elif kind == "sd-scripts":
-        import library.train_util as host
-        report["file"] = host.__file__
-        report["target"] = "library.train_util.get_scheduler_fix"
-        report["patched"] = flag(getattr(host, "get_scheduler_fix", None))
-        from sdsched_plugin.hosts import sd_scripts
-        report["mismatch"] = mismatches(sd_scripts.patches(host))
-        report["complete"] = sd_scripts.is_installed(host)
-    elif kind == "musubi-tuner":
-        import importlib.util
-        from sdsched_plugin.hosts import musubi
-        try:
-            new_layout = importlib.util.find_spec("musubi_tuner.training") is not None
-        except ImportError:
-            new_layout = False  # before v0.2.0 there is no musubi_tuner package at all
-        if new_layout:
-            import musubi_tuner.training.parser_common as parser_common
-            import musubi_tuner.training.trainer_base as host
-            report["layout"] = "musubi_tuner.training (v0.3.0 and later)"
-            report["mismatch"] = mismatches(musubi.parser_patches(parser_common) + musubi.trainer_patches(host))
-        else:
-            try:
-                import musubi_tuner.hv_train_network as host
-            except ModuleNotFoundError as error:
-                if error.name not in ("musubi_tuner", "musubi_tuner.hv_train_network"):
-                    raise
-                import hv_train_network as host  # the flat layout before v0.2.0
-            report["layout"] = "old layout: everything in hv_train_network (before v0.3.0)"
-            # the seam: the plugin's support of the old layout (sdsched_plugin.hosts.musubi.old_layout_patches)
-            old = getattr(musubi, "old_layout_patches", None)
-            report["old_layout_supported"] = old is not None
-            report["mismatch"] = mismatches(old(host)) if old else []
-        report["file"] = host.__file__
-        trainer = getattr(host, "NetworkTrainer", None)
-        method = "get_lr_scheduler" if hasattr(trainer, "get_lr_scheduler") else "get_scheduler"  # <= v0.1.6
-        report["target"] = f"{host.__name__}.NetworkTrainer.{method}"
-        report["patched"] = flag(getattr(trainer, method, None))
-        if new_layout:
-            report["complete"] = bool(musubi.is_installed())
-        else:
-            complete = getattr(musubi, "is_old_layout_installed", None)
-            report["complete"] = bool(complete(host)) if complete else report["patched"]
-except BaseException as error:  # SystemExit too: a host that exits at import is a finding
-    report["error"] = f"{type(error).__name__}: {error}"
-    report["missing"] = getattr(error, "name", None) if isinstance(error, ImportError) else None
-    report["traceback"] = traceback.format_exc()[-3000:]
-if with_schedules:  # after the host: loading a schedule imports torch, which the host has loaded anyway
-    try:
-        from sdsched_plugin.schedule import registry
-        for name in registry.names():
-            try:
-                registry.get(name)
-            except Exception:
-                pass
-        # the seam: a public registry.broken() when the registry has one, its private record today
-        broken = registry.broken() if hasattr(registry, "broken") else dict(registry._broken)
-        report["schedules"] = {"available": [name for name in registry.names() if name not in broken],
-                               "broken": {name: str(why) for name, why in broken.items()}}
-    except Exception as error:
-        report["schedules"] = {"error": f"{type(error).__name__}: {error}"}
-sys.stdout.flush()
-print("\n" + MARKER + json.dumps(report), flush=True)
-""".replace("MARKER", repr(MARKER))
-
-
 @dataclass
 class Probe:
     report: dict
@@ -421,16 +363,16 @@ class Probe:
 
 
 def start_probe(kind: str, root: Path | None, cwd: Path | None, with_schedules: bool) -> subprocess.Popen:
-    return start_python(PROBE, [kind, str(root or ""), "1" if with_schedules else "0"], cwd)
+    return start_python(["host", kind, str(root or ""), "1" if with_schedules else "0"], cwd)
 
 
-def start_python(code: str, argv: list[str], cwd: Path | None) -> subprocess.Popen:
-    """A fresh process of this Python running ``code``, whose last line ``finish_probe`` reads."""
+def start_python(argv: list[str], cwd: Path | None) -> subprocess.Popen:
+    """A fresh process of this Python running ``commands.probe``, whose last line ``finish_probe`` reads."""
     env = dict(os.environ)
     env.setdefault("COLUMNS", "200")  # sd-scripts logs through rich, which wraps at the terminal width
     flags = ["-S"] if sys.flags.no_site else []  # start as this Python was started
     return subprocess.Popen(
-        [sys.executable, *flags, "-c", code, *argv],
+        [sys.executable, *flags, "-m", "sdsched_plugin.commands.probe", *argv],
         cwd=str(cwd or Path.cwd()),
         env=env,
         stdout=subprocess.PIPE,
@@ -515,11 +457,6 @@ def why_not_patched(host: Host, report: dict, stderr: str) -> list[str]:
         return [f"the off switch {OFF_SWITCH} is set: unset it / 無効化スイッチを消してください"]
     if not report.get("boot"):
         return ["the startup hook did not run in this Python: see the startup hook line above / 起動フックが実行されていません(上の行を参照)"]
-    if "old layout" in str(report.get("layout")) and not report.get("old_layout_supported"):
-        return [
-            "this sdsched-plugin does not patch musubi-tuner before v0.3.0: update musubi-tuner (git pull) or sdsched-plugin"
-            " / この版は v0.3.0 より前の musubi-tuner に対応していません。更新してください"
-        ]
     lines = [line.strip() for line in stderr.splitlines() if "sdsched-plugin" in line]
     return lines[-3:] or ["unknown: please report this output / 原因不明です。この出力を添えて報告してください"]
 
@@ -541,16 +478,6 @@ def schedule_checks(probe: Probe) -> list[Check]:
 
 
 # ---------------------------------------------------------------- the kohya_ss GUI
-
-GUI_PROBE = """
-import json, sys
-from pathlib import Path
-from sdsched_plugin.hosts import kohya_gui
-report = kohya_gui.probe(Path(sys.argv[1]))
-sys.stdout.flush()
-print("\\n" + MARKER + json.dumps(report), flush=True)
-""".replace("MARKER", repr(MARKER))
-
 
 def find_kohya_gui() -> tuple[Path | None, list[Check]]:
     """The kohya_ss folder: the current folder, or KOHYA_SS_DIR."""
@@ -609,7 +536,7 @@ def run() -> tuple[list[Check], list[bool]]:
     if not running:
         running = [(None, start_probe("none", None, None, True))]
     gui_root, gui_notes = find_kohya_gui()
-    gui_process = start_python(GUI_PROBE, [str(gui_root)], gui_root) if gui_root else None
+    gui_process = start_python(["gui", str(gui_root)], gui_root) if gui_root else None
     probes = [finish_probe(process) for _, process in running]
     active = []
     for kind, notes, host in (("sd-scripts", sd_notes, sd_host), ("musubi-tuner", musubi_notes, musubi_host)):
