@@ -29,7 +29,7 @@ from pathlib import Path
 
 from . import __version__
 from .schedule import arguments, cycles, options, registry
-from .run import command
+from .run import command, dataset_config
 from .commands import preview
 
 PLOT_HINT = "--plot needs matplotlib: pip install 'sdsched-plugin[plot]' / --plot には matplotlib が必要です"
@@ -44,15 +44,7 @@ class ConfigError(Exception):
 def load_toml(path: str) -> dict:
     """The TOML file as a dict; a missing or malformed file is a ConfigError naming the file and line."""
     try:
-        import tomllib as reader  # Python >= 3.11
-
-        with open(path, "rb") as handle:
-            return reader.load(handle)
-    except ImportError:
-        import toml as reader  # what sd-scripts itself reads its configs with
-
-        with open(path, encoding="utf-8") as handle:
-            return reader.load(handle)
+        return dataset_config.read_toml(path)
     except FileNotFoundError:
         raise ConfigError(f"--config_file: {path} not found / {path} が見つかりません") from None
     except ValueError as error:  # tomllib.TOMLDecodeError and toml.TomlDecodeError say the line

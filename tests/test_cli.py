@@ -146,6 +146,19 @@ def test_malformed_toml_names_the_file_and_line(reader, command, tmp_path, capsy
     assert str(config) in err and "line 2" in err and "Traceback" not in err
 
 
+
+@pytest.mark.parametrize("command", [[], ["--", "train_network.py"]], ids=["flags", "command"])
+def test_a_toml_is_read_as_sd_scripts_reads_it(reader, command, tmp_path, capsys):
+    """sd-scripts reads --config_file with the toml package, which refuses an array of mixed types
+    (the standard library's tomllib accepts it): the preview refuses what training would refuse."""
+    pytest.importorskip("toml")
+    config = tmp_path / "mixed.toml"
+    config.write_text('lr_scheduler = "cosine_floor"\nlr_scheduler_min_value = 0.5\nmax_train_steps = 100\nnoise = [1, "a"]\n')
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["preview", *command, "--config_file", str(config)])
+    err = capsys.readouterr().err
+    assert caught.value.code == 2 and str(config) in err and "Not a homogeneous array (line 4" in err and "Traceback" not in err
+
 @pytest.mark.parametrize("command", [[], ["--", "train_network.py"]], ids=["flags", "command"])
 def test_missing_toml_is_named(reader, command, tmp_path, capsys):
     with pytest.raises(SystemExit) as caught:

@@ -111,6 +111,21 @@ def _whole(value: Any) -> int:
     return value
 
 
+def read_toml(path: str) -> dict:
+    """A TOML file read as sd-scripts reads its configs: with the ``toml`` package (in every
+    sd-scripts venv; it differs from the standard library's reader at the edges, e.g. arrays of
+    mixed types), else with ``tomllib``. Raises OSError, or ValueError with the line."""
+    try:
+        import toml
+    except ImportError:
+        import tomllib  # Python 3.11+
+
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    with open(path, encoding="utf-8") as f:
+        return toml.load(f)
+
+
 def load_config(path: str) -> dict:
     flag = "--dataset_config"
     if not os.path.isfile(path):
@@ -121,14 +136,7 @@ def load_config(path: str) -> dict:
             with open(path, encoding="utf-8") as f:
                 return json.load(f)
         if name.endswith(".toml"):
-            try:
-                import tomllib  # Python 3.11+
-            except ImportError:  # Python 3.10: sd-scripts itself reads TOML with the toml package
-                import toml
-
-                return toml.load(path)
-            with open(path, "rb") as f:
-                return tomllib.load(f)
+            return read_toml(path)
     except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError, TOMLDecodeError, toml's TomlDecodeError
         raise OptionError(
             flag, str(path), f"a valid TOML / JSON file ({error})", f"TOML / JSON の書式が正しくありません({error})"
