@@ -152,6 +152,33 @@ def test_in_training_the_hook_exits_2_with_one_line(monkeypatch, capsys):
     assert err.count("\n") == 1 and err.startswith("train_network.py: error: --bucket_no_upscale: got '/data/1_x/wide.png'")
 
 
+class Invalid(Exception):
+    """voluptuous' error, as sd-scripts' ConfigSanitizer raises it (the hook knows it by its module)."""
+
+
+Invalid.__module__ = "voluptuous.error"
+
+
+def test_a_dataset_config_its_schema_refuses_is_named_in_training(monkeypatch, capsys, tmp_path):
+    config = str(tmp_path / "dataset.toml")
+    args = ns(dataset_config=config, in_json=None, train_data_dir=None)
+    monkeypatch.setattr(patching, "_last_read", [args, None])
+    monkeypatch.setattr(sys, "argv", ["train_network.py"])
+
+    def generate(user_config, argparse_namespace, **runtime_params):
+        raise Invalid("extra keys not allowed @ data['general']['bogus_key']")
+
+    with pytest.raises(SystemExit) as stop:
+        host.named_schema_errors(generate, {}, args, tokenizer=None)
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == (
+        f"train_network.py: error: --dataset_config: got '{config}'; allowed: a dataset config that sd-scripts accepts: extra keys"
+        f" not allowed @ data['general']['bogus_key'] / 指定値 '{config}' は使えません。sd-scripts がデータセット設定を受け付けません:"
+        " extra keys not allowed @ data['general']['bogus_key']\n"
+    )
+    with pytest.raises(KeyError):  # anything else is sd-scripts' own error, untouched
+        host.named_schema_errors(lambda *a, **k: {}["x"], {}, args)
+
 def test_folders_the_command_line_names(tmp_path):
     write_png(tmp_path / "flat" / "a.png", 64, 64)
     with pytest.raises(OptionError) as error:
@@ -304,6 +331,23 @@ def test_the_preview_and_training_name_an_unreadable_image_in_one_line(tmp_path)
         line = process.stderr.strip().splitlines()[-1]
         assert line.startswith(f"{prog}: error: image: got '{tmp_path / 'img' / '1_x' / 'broken.png'}'; allowed: an image whose size can be read")
 
+
+@needs_sd_scripts
+def test_the_preview_and_training_name_a_dataset_config_sd_scripts_refuses(tmp_path):
+    write_png(tmp_path / "img" / "ok.png", 64, 64)
+    config = tmp_path / "dataset.toml"
+    config.write_text(f'[general]\nresolution = 64\nbogus_key = 3\n[[datasets]]\n[[datasets.subsets]]\nimage_dir = "{tmp_path / "img"}"\n')
+    tokenizer = clip_tokenizer_cache(tmp_path / "tokenizer")
+    flags = [f"--dataset_config={config}", f"--tokenizer_cache_dir={tokenizer}", "--max_train_epochs=2", "--pretrained_model_name_or_path=/nonexistent",
+             f"--output_dir={tmp_path / 'out'}", "--network_module=networks.lora"]  # fmt: skip
+    preview = _cli(["preview", "--", "python", str(SD_SCRIPTS_DIR / "train_network.py"), *flags], tmp_path)
+    training = subprocess.run([sys.executable, str(SD_SCRIPTS_DIR / "train_network.py"), *flags], capture_output=True, text=True,
+                              env=host_env(HF_HOME=str(tmp_path)), cwd=SD_SCRIPTS_DIR, timeout=600)  # fmt: skip
+    for process, prog in ((preview, "sdsched preview"), (training, "train_network.py")):
+        assert process.returncode == 2 and "Traceback" not in process.stderr, process.stderr[-2000:]
+        line = process.stderr.strip().splitlines()[-1]
+        assert line.startswith(f"{prog}: error: --dataset_config: got '{config}'; allowed: a dataset config that sd-scripts accepts:")
+        assert "bogus_key" in line
 
 @needs_sd_scripts
 def test_a_custom_dataset_class_falls_back_to_the_flags_in_one_line(tmp_path, capsys):

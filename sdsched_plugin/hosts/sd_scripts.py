@@ -38,11 +38,16 @@ def config_patches(module) -> list[patching.Patch]:
     config or a train_data_dir calls it through the module, after parsing and before loading
     the model. An epoch-based run is checked there (the step count exists from then on), and a
     dataset that cannot be read is named. ``load_user_config``: a dataset config with a syntax
-    error is named with its line."""
+    error is named with its line. ``BlueprintGenerator.generate``: one its schema refuses (a key
+    it does not know, a value of the wrong type) is named with sd-scripts' own reason."""
     return [
         patching.Patch(module, "load_user_config", ("file",), named_config_errors),
+        patching.Patch(getattr(module, "BlueprintGenerator", None), "generate", GENERATE_PARAMS, named_schema_errors, method=True),
         patching.Patch(module, "generate_dataset_group_by_blueprint", ("dataset_group_blueprint",), named_dataset_errors),
     ]
+
+
+GENERATE_PARAMS = ("self", "user_config", "argparse_namespace")  # every release since v0.7.0
 
 
 # --- naming a dataset that cannot be read -------------------------------------------------------
@@ -103,6 +108,31 @@ def named_config_errors(original, file, *args, **kwargs):
             _fail(config_error(file, error))
         en, _, ja = str(error).partition(" / ")
         _fail(DatasetError("--dataset_config", str(file), f"an existing .toml or .json file ({en})", ja))
+
+
+def where_the_dataset_is(args) -> tuple[str, str | None]:
+    """The flag and value that name the dataset of a run, for a line about it."""
+    for flag in ("dataset_config", "in_json", "train_data_dir"):
+        if getattr(args, flag, None) is not None:
+            return f"--{flag}", str(getattr(args, flag))
+    return "--train_data_dir", None
+
+
+def named_schema_errors(original, user_config, argparse_namespace, *args, **kwargs):
+    """Around config_util.BlueprintGenerator.generate: sd-scripts' schema (voluptuous) refuses a
+    dataset config or a dataset flag; sd-scripts logs "Invalid user config" and re-raises, which
+    ends in a traceback."""
+    try:
+        return original(user_config, argparse_namespace, *args, **kwargs)
+    except Exception as error:
+        if not type(error).__module__.startswith("voluptuous"):
+            raise
+        flag, value = where_the_dataset_is(argparse_namespace)
+        _fail(
+            DatasetError(
+                flag, value, f"a dataset config that sd-scripts accepts: {error}", f"sd-scripts がデータセット設定を受け付けません: {error}"
+            )
+        )
 
 
 def _bucket_fix(dataset, manager_class, width: int, height: int) -> str:

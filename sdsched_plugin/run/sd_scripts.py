@@ -170,14 +170,6 @@ def _latents_strategy(trainer, args):
     return undo
 
 
-def _where(args) -> tuple[str, object]:
-    if getattr(args, "dataset_config", None) is not None:
-        return "--dataset_config", str(args.dataset_config)
-    if getattr(args, "in_json", None) is not None:
-        return "--in_json", str(args.in_json)
-    return "--train_data_dir", getattr(args, "train_data_dir", None)
-
-
 class Recipe:
     """How a training script builds its dataset group, told by the flags its own parser defines
     (sd-scripts' ``add_dataset_arguments(parser, support_dreambooth, support_caption,
@@ -245,7 +237,7 @@ def _build_group(train_util, config_util, args, recipe: Recipe, trainer):
 
     from ..schedule.options import OptionError
 
-    where = _where(args)
+    where = host.where_the_dataset_is(args)
     random_state = random.getstate()
     captured = _Captured()
     try:
@@ -268,10 +260,6 @@ def _build_group(train_util, config_util, args, recipe: Recipe, trainer):
         if named is not None:
             raise named from None
         raise OptionError(where[0], where[1], f"a dataset that sd-scripts accepts: {error}", f"sd-scripts がデータセットを読めません: {error}") from None
-    except Exception as error:
-        if type(error).__module__.startswith("voluptuous"):  # ConfigSanitizer's schema
-            raise OptionError(where[0], where[1], f"a dataset config that sd-scripts accepts: {error}", f"sd-scripts がデータセット設定を受け付けません: {error}") from None
-        raise
     finally:
         random.setstate(random_state)
     return group, captured.records
@@ -313,7 +301,7 @@ def count_run(args, num_processes: int = 1, *, trainer=None):
     batches = len(group)
     if batches == 0:
         raise OptionError(
-            *_where(args),
+            *host.where_the_dataset_is(args),
             "a dataset with at least one image (train_data_dir is the parent of folders such as 10_name)",
             "画像が見つかりません(train_data_dir には 10_name のような画像フォルダの親フォルダを指定してください)",
         )

@@ -1,7 +1,8 @@
 """Stand-in for kohya-ss/sd-scripts' ``library/config_util.py``, for CI (sd-scripts is not on PyPI).
 
-Only what the plugin meets: ``load_user_config(file)`` (the --dataset_config reader, there in every
-release since v0.7.0; the plugin's dataset hook wraps it) and
+Only what the plugin meets: ``load_user_config(file)`` (the --dataset_config reader) and
+``BlueprintGenerator.generate`` (its schema check), both there in every release since v0.7.0 and
+wrapped by the plugin's dataset hook, and
 ``generate_dataset_group_by_blueprint(dataset_group_blueprint)``,
 which every training script calls through the module after parsing and before loading the
 model, and which returns ``(train group, validation group or None)`` since 2025 (a single
@@ -33,6 +34,18 @@ class DatasetGroup:
 
     def __len__(self):
         return sum(dataset.batches for dataset in self.datasets)
+
+
+class BlueprintGenerator:
+    """sd-scripts validates the user config against its schema here; the stand-in's config is
+    ``{"datasets": [{"batches": N}, ...]}``."""
+
+    def __init__(self, sanitizer=None):
+        self.sanitizer = sanitizer
+
+    def generate(self, user_config: dict, argparse_namespace, **runtime_params):
+        datasets = [DatasetBlueprint(int(dataset["batches"])) for dataset in user_config.get("datasets", [])]
+        return type("Blueprint", (), {"dataset_group": DatasetGroupBlueprint(datasets)})()
 
 
 def generate_dataset_group_by_blueprint(dataset_group_blueprint: DatasetGroupBlueprint):
