@@ -316,19 +316,28 @@ def _cli(argv, tmp_path):
                           env=host_env(HF_HOME=str(tmp_path)), timeout=600)  # fmt: skip
 
 
+def last_lines_of_preview_and_training(flags, tmp_path) -> list[str]:
+    """``sdsched preview -- python train_network.py FLAGS`` and the real training with the same flags:
+    each must exit 2 with no traceback (the model never loads: its path does not exist); their last
+    lines, the preview's first."""
+    flags = [*flags, f"--tokenizer_cache_dir={clip_tokenizer_cache(tmp_path / 'tokenizer')}",  # loaded before the dataset
+             "--pretrained_model_name_or_path=/nonexistent", f"--output_dir={tmp_path / 'out'}", "--network_module=networks.lora"]  # fmt: skip
+    preview = _cli(["preview", "--", "python", str(SD_SCRIPTS_DIR / "train_network.py"), *flags], tmp_path)
+    training = subprocess.run([sys.executable, str(SD_SCRIPTS_DIR / "train_network.py"), *flags], capture_output=True, text=True,
+                              env=host_env(HF_HOME=str(tmp_path)), cwd=SD_SCRIPTS_DIR, timeout=600)  # fmt: skip
+    lines = []
+    for process in (preview, training):
+        assert process.returncode == 2 and "Traceback" not in process.stderr, process.stderr[-2000:]
+        lines.append(process.stderr.strip().splitlines()[-1])
+    return lines
+
+
 @needs_sd_scripts
 def test_the_preview_and_training_name_an_unreadable_image_in_one_line(tmp_path):
     write_png(tmp_path / "img" / "1_x" / "ok.png", 64, 64)
     (tmp_path / "img" / "1_x" / "broken.png").write_bytes(b"not a png")
-    tokenizer = clip_tokenizer_cache(tmp_path / "tokenizer")  # train_network.py loads it before its dataset
-    flags = [f"--train_data_dir={tmp_path / 'img'}", f"--tokenizer_cache_dir={tokenizer}", "--resolution=64", "--max_train_epochs=2", "--pretrained_model_name_or_path=/nonexistent",
-             f"--output_dir={tmp_path / 'out'}", "--network_module=networks.lora"]  # fmt: skip
-    preview = _cli(["preview", "--", "python", str(SD_SCRIPTS_DIR / "train_network.py"), *flags], tmp_path)
-    training = subprocess.run([sys.executable, str(SD_SCRIPTS_DIR / "train_network.py"), *flags], capture_output=True, text=True,
-                              env=host_env(HF_HOME=str(tmp_path)), cwd=SD_SCRIPTS_DIR, timeout=600)  # fmt: skip
-    for process, prog in ((preview, "sdsched preview"), (training, "train_network.py")):
-        assert process.returncode == 2 and "Traceback" not in process.stderr, process.stderr[-2000:]
-        line = process.stderr.strip().splitlines()[-1]
+    lines = last_lines_of_preview_and_training([f"--train_data_dir={tmp_path / 'img'}", "--resolution=64", "--max_train_epochs=2"], tmp_path)
+    for line, prog in zip(lines, ("sdsched preview", "train_network.py")):
         assert line.startswith(f"{prog}: error: image: got '{tmp_path / 'img' / '1_x' / 'broken.png'}'; allowed: an image whose size can be read")
 
 
@@ -337,17 +346,11 @@ def test_the_preview_and_training_name_a_dataset_config_sd_scripts_refuses(tmp_p
     write_png(tmp_path / "img" / "ok.png", 64, 64)
     config = tmp_path / "dataset.toml"
     config.write_text(f'[general]\nresolution = 64\nbogus_key = 3\n[[datasets]]\n[[datasets.subsets]]\nimage_dir = "{tmp_path / "img"}"\n')
-    tokenizer = clip_tokenizer_cache(tmp_path / "tokenizer")
-    flags = [f"--dataset_config={config}", f"--tokenizer_cache_dir={tokenizer}", "--max_train_epochs=2", "--pretrained_model_name_or_path=/nonexistent",
-             f"--output_dir={tmp_path / 'out'}", "--network_module=networks.lora"]  # fmt: skip
-    preview = _cli(["preview", "--", "python", str(SD_SCRIPTS_DIR / "train_network.py"), *flags], tmp_path)
-    training = subprocess.run([sys.executable, str(SD_SCRIPTS_DIR / "train_network.py"), *flags], capture_output=True, text=True,
-                              env=host_env(HF_HOME=str(tmp_path)), cwd=SD_SCRIPTS_DIR, timeout=600)  # fmt: skip
-    for process, prog in ((preview, "sdsched preview"), (training, "train_network.py")):
-        assert process.returncode == 2 and "Traceback" not in process.stderr, process.stderr[-2000:]
-        line = process.stderr.strip().splitlines()[-1]
+    lines = last_lines_of_preview_and_training([f"--dataset_config={config}", "--max_train_epochs=2"], tmp_path)
+    for line, prog in zip(lines, ("sdsched preview", "train_network.py")):
         assert line.startswith(f"{prog}: error: --dataset_config: got '{config}'; allowed: a dataset config that sd-scripts accepts:")
         assert "bogus_key" in line
+
 
 @needs_sd_scripts
 def test_a_custom_dataset_class_falls_back_to_the_flags_in_one_line(tmp_path, capsys):
