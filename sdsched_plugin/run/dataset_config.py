@@ -181,10 +181,30 @@ def checked(value: Any, kind: type, flag: str, minimum: int | None = None) -> An
     return value
 
 
-def run_count_of(datasets, batches, processes, accumulation, epochs_flag, steps_flag, state, source: str) -> RunCount:
+@dataclass(frozen=True)
+class RunFlags:
+    """What sets a run's length besides its datasets, read and checked as the trainers read them."""
+
+    processes: int
+    accumulation: int
+    epochs: int | None  # --max_train_epochs (it overrides --max_train_steps)
+    steps: int
+
+
+def read_run_flags(args: Any, num_processes: int) -> RunFlags:
+    epochs = arg_value(args, "max_train_epochs")
+    return RunFlags(
+        processes=checked(num_processes, int, "--num_processes", 1),
+        accumulation=checked(arg_value(args, "gradient_accumulation_steps"), int, "--gradient_accumulation_steps", 1),
+        epochs=None if epochs is None else checked(epochs, int, "--max_train_epochs", 1),
+        steps=checked(arg_value(args, "max_train_steps"), int, "--max_train_steps", 1),
+    )
+
+
+def run_count_of(datasets, batches, flags: RunFlags, state, source: str) -> RunCount:
     """The RunCount of datasets counted here."""
     return run_count(
-        batches, processes, accumulation, epochs_flag, steps_flag,
+        batches, flags.processes, flags.accumulation, flags.epochs, flags.steps,
         num_train_images=sum(d.num_train_images for d in datasets),
         num_reg_images=sum(d.num_reg_images for d in datasets),
         source=source, estimate=state.estimate, notes=tuple(state.notes), datasets=tuple(datasets),

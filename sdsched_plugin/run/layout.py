@@ -40,8 +40,8 @@ from typing import Any, Iterable, Mapping
 from ..schedule.options import OptionError
 from ..schedule.steps import DatasetCount, RunCount
 from .dataset_config import (
-    DEFAULTS, IMAGE_EXTENSIONS, PLUGIN_EXTENSIONS, State, arg_value, checked, image_size, load_config, lookup, resolution_of,
-    run_count_of,
+    DEFAULTS, IMAGE_EXTENSIONS, PLUGIN_EXTENSIONS, State, arg_value, checked, image_size, load_config, lookup, read_run_flags,
+    resolution_of, run_count_of,
 )  # fmt: skip
 
 # DreamBoothDatasetParams / FineTuningDatasetParams defaults (config_util), used when neither the
@@ -220,12 +220,7 @@ def count(args: Any, num_processes: int = 1) -> RunCount:
             "no custom dataset class: its length is known only to its own code",
             "独自のデータセットクラスは長さを数えられません",
         )
-    processes = checked(num_processes, int, "--num_processes", 1)
-    accumulation = checked(arg_value(args, "gradient_accumulation_steps"), int, "--gradient_accumulation_steps", 1)
-    epochs_flag = arg_value(args, "max_train_epochs")
-    if epochs_flag is not None:
-        checked(epochs_flag, int, "--max_train_epochs", 1)
-    steps_flag = checked(arg_value(args, "max_train_steps"), int, "--max_train_steps", 1)
+    flags = read_run_flags(args, num_processes)
 
     user_config, where = _user_config(args)
     arg_layer = _argparse_layer(args)
@@ -249,7 +244,7 @@ def count(args: Any, num_processes: int = 1) -> RunCount:
             "画像ファイルのヘッダーのサイズで sd-scripts の BucketManager と同じ bucket 分けをしました",
             estimate=False,
         )
-    return run_count_of(datasets, batches, processes, accumulation, epochs_flag, steps_flag, state, "folder layout")
+    return run_count_of(datasets, batches, flags, state, "folder layout")
 
 
 def _user_config(args: Any) -> tuple[dict, tuple[str, Any]]:

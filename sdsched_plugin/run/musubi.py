@@ -21,7 +21,9 @@ from typing import Any, Mapping
 
 from ..schedule.options import OptionError
 from ..schedule.steps import DatasetCount, RunCount
-from .dataset_config import IMAGE_EXTENSIONS, State, arg_value, checked, image_size, load_config, lookup, resolution_of, run_count_of
+from .dataset_config import (
+    IMAGE_EXTENSIONS, State, arg_value, checked, image_size, load_config, lookup, read_run_flags, resolution_of, run_count_of,
+)  # fmt: skip
 
 MUSUBI_RESO_STEPS = {"ho1": 32}  # BucketSelector.ARCHITECTURE_STEPS_MAP: 16 for every other architecture
 MUSUBI_IMAGE_EXTENSIONS = IMAGE_EXTENSIONS + (".avif", ".AVIF")
@@ -164,12 +166,7 @@ def count_musubi(args: Any, num_processes: int = 1, architecture: str | None = N
     max_train_steps, max_train_epochs, gradient_accumulation_steps; ``architecture`` is the short
     name in its cache files ("hv", "wan", "fp", "fk", "qi", "qie", "f2d", "zi", ...)."""
     state = State()
-    processes = checked(num_processes, int, "--num_processes", 1)
-    accumulation = checked(arg_value(args, "gradient_accumulation_steps"), int, "--gradient_accumulation_steps", 1)
-    epochs_flag = arg_value(args, "max_train_epochs")
-    if epochs_flag is not None:
-        checked(epochs_flag, int, "--max_train_epochs", 1)
-    steps_flag = checked(arg_value(args, "max_train_steps"), int, "--max_train_steps", 1)
+    flags = read_run_flags(args, num_processes)
     config_path = arg_value(args, "dataset_config")
     if config_path is None:
         raise OptionError("--dataset_config", None, "musubi-tuner's dataset config TOML", "musubi-tuner のデータセット設定 TOML を指定してください")
@@ -189,4 +186,4 @@ def count_musubi(args: Any, num_processes: int = 1, architecture: str | None = N
     if batches == 0:
         raise OptionError("--dataset_config", str(config_path), "a dataset with at least one cached item", "キャッシュ済みのデータが見つかりません")
     from_caches = all(from_cache for _, from_cache in counted)
-    return run_count_of(datasets, batches, processes, accumulation, epochs_flag, steps_flag, state, "latent caches" if from_caches else "folder layout")
+    return run_count_of(datasets, batches, flags, state, "latent caches" if from_caches else "folder layout")
