@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .schedule import arguments, cycles, options, registry
+from .schedule import arguments, cycles, options, registry, saved
 from .run import command, dataset_config
 from .commands import preview
 
@@ -151,6 +151,10 @@ def add_preview_flags(parser: argparse.ArgumentParser) -> None:
         help="the sd-scripts training script whose parser reads a flag list (default train_network.py; sd-scripts found"
              " in SD_SCRIPTS_DIR or the current folder) / フラグを読む学習スクリプト")
     add("--architecture", default=None, help="musubi-tuner: the architecture of its latent caches (hv, wan, fp, qi, qie, ...) / キャッシュのアーキテクチャ")
+    add("--from", dest="from_model", default=None, metavar="MODEL.safetensors",
+        help="the schedule a model was trained with, from its metadata; flags given too override it / モデルのメタデータから学習時のスケジュールを表示")
+    add("--to-toml", "--to_toml", dest="to_toml", default=None, metavar="FILE.toml",
+        help="write the schedule's flags as sd-scripts TOML keys, for --config_file / スケジュールの設定を TOML に書き出す")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
@@ -250,6 +254,8 @@ def read_run(argv: list[str]) -> ReadRun:
             parser.error(str(error))
     else:
         flags, rest = preview_only_parser().parse_known_args(argv)
+        if flags.from_model:
+            return read_model(flags, rest)
         script = bare_command(flags, rest)
         if script is None:
             return read_flags(argv)
@@ -260,6 +266,38 @@ def read_run(argv: list[str]) -> ReadRun:
     if read is not None:
         return read
     return read_without_sd_scripts(flags, script) if "--" in argv else read_flags(argv)
+
+
+def read_model(flags: argparse.Namespace, rest: list[str]) -> ReadRun:
+    """``--from MODEL``: the flags saved in the model's metadata (ours exactly, or sd-scripts' ss_
+    keys with what they lack named once on stderr), then the flags given (they win). Read by
+    sdsched: the model's training command is not at hand."""
+    from .run import model_file
+
+    parser = preview_only_parser()
+    try:
+        metadata = model_file.read_metadata(flags.from_model)
+        if saved.KEY in metadata:
+            read = saved.read_record(metadata[saved.KEY])
+        elif saved.is_sd_scripts_model(metadata):
+            read = saved.read_ss_keys(metadata)
+        else:
+            raise options.OptionError(
+                "--from", flags.from_model,
+                f"a model trained by sd-scripts (ss_ keys) or with sdsched-plugin ({saved.KEY}); this one has neither",
+                "sd-scripts か sdsched-plugin で学習したモデルを指定してください(このモデルには学習の記録がありません)",
+            )  # fmt: skip
+    except ValueError as error:  # options.OptionError, or a record that is not JSON
+        parser.error(str(error) if isinstance(error, options.OptionError) else f"--from: {flags.from_model}: {saved.KEY} unreadable: {error}")
+    for line in read.assumed:
+        print(f"sdsched preview: {line}", file=sys.stderr)
+    read.steps_per_epoch = saved.steps_per_epoch_of(metadata) or read.steps_per_epoch
+    if flags.steps_per_epoch is None and read.steps_per_epoch:
+        flags.steps_per_epoch = read.steps_per_epoch
+    _, full = build_parser()
+    args = with_config(full, [*read.argv, *rest])
+    processes = flags.num_processes or read.num_processes
+    return ReadRun(full, flags, args, processes, f"{Path(flags.from_model).name} ({read.source}{', ' + read.made_by if read.made_by else ''})")
 
 
 def bare_command(flags: argparse.Namespace, rest: list[str]) -> command.TrainingCommand | None:
@@ -379,6 +417,14 @@ def read_with_sd_scripts(flags: argparse.Namespace, script: command.TrainingComm
     return ReadRun(parser, flags, args, script.num_processes, f"{script.script.name} (sd-scripts at {folder})", count)
 
 
+def write_toml(path: str, result: dict) -> None:
+    try:
+        Path(path).write_text(saved.to_toml(result["toml"]), encoding="utf-8")
+    except OSError as error:
+        preview_only_parser().error(f"--to-toml: {path}: {error.strerror or error} / 書き込めません")
+    print(f"sdsched preview: wrote the schedule's flags to {path} (for --config_file) / スケジュールの設定を書き出しました", file=sys.stderr)
+
+
 def compute(argv: list[str]) -> dict:
     read = read_run(argv)
     args, flags, count = read.args, read.flags, read.count
@@ -392,7 +438,9 @@ def compute(argv: list[str]) -> dict:
         warnings = preview.warnings_of(args, run, shown)
     except (options.OptionError, registry.RegistryError) as error:
         read.parser.error(str(error))
-    return result_of(run, shown, warnings, read.read_by)
+    result = result_of(run, shown, warnings, read.read_by)
+    result["toml"] = saved.flags_of(args, steps=run.steps)
+    return result
 
 
 def result_of(run: preview.Run, shown: list, warnings: list[str], source: str) -> dict:
@@ -496,7 +544,7 @@ def table(result: dict, schedules: list[dict]) -> str:
 
 
 def to_json(result: dict, trace: bool = False) -> str:
-    out = {key: value for key, value in result.items() if key != "schedules"}
+    out = {key: value for key, value in result.items() if key not in ("schedules", "toml")}
     out["schedules"] = []
     for s in result["schedules"]:
         entry = {"label": s["label"], "settings": s["settings"]}
@@ -540,6 +588,8 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             preview_only_parser().error(PLOT_HINT)
     result = compute(argv[1:])
+    if flags.to_toml:
+        write_toml(flags.to_toml, result)
     try:
         print(to_json(result, flags.trace) if flags.json else render_text(result), flush=True)
     except BrokenPipeError:  # `sdsched preview ... | head`: the reader has what it wanted

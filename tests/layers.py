@@ -22,7 +22,7 @@ LAYERS = (
                         "schedule.stock", "schedule.specs", "schedule.steps")),
     ("schedule: torch", ("schedule.schedulers",)),
     ("schedule: registry", ("schedule.registry",)),
-    ("schedule: what the flags mean", ("schedule.arguments", "schedule.requested")),
+    ("schedule: what the flags mean", ("schedule.arguments", "schedule.requested", "schedule.saved")),
     ("hosts", ("hosts.",)),
     ("run", ("run.",)),
     ("commands", ("commands.",)),

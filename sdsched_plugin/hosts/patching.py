@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from typing import Callable
 
-from ..schedule import arguments
+from ..schedule import arguments, saved
 
 logger = logging.getLogger("sdsched_plugin")
 
@@ -83,7 +83,43 @@ def build_or_delegate(original, args, optimizer, num_processes):
         return original(args, optimizer, num_processes)
     scheduler = request.build(optimizer, num_processes)
     logger.info(f"sdsched-plugin: {scheduler.sdsched}")
+    from .. import __version__
+
+    _built[:] = [saved.record_of(args, scheduler.sdsched, num_processes, __version__)]
     return scheduler
+
+
+# The schedule this process built (saved.record_of's text), for the metadata of every model it saves.
+_built: list[str] = []
+
+
+def add_schedule_to_metadata(original, *args, **kwargs):
+    """Around the host's model-metadata builder (sd-scripts' get_sai_model_spec, which every save
+    path merges into the file's metadata): our key joins, beside sd-scripts' own keys, when this
+    process built a schedule of ours; not with --no_metadata."""
+    metadata = original(*args, **kwargs)
+    train_args = kwargs.get("args", args[1] if len(args) > 1 else None)
+    if _built and isinstance(metadata, dict) and not getattr(train_args, "no_metadata", False):
+        metadata[saved.KEY] = _built[0]
+    return metadata
+
+
+def add_schedule_to_metadata_object(original, *args, **kwargs):
+    """The same around sd-scripts' get_sai_model_spec_dataclass (v0.10 and later), whose caller
+    turns the object into the metadata with ``to_metadata_dict()``: the object's class becomes a
+    subclass whose ``to_metadata_dict`` adds our key (a field would be prefixed "modelspec.")."""
+    spec = original(*args, **kwargs)
+    train_args = kwargs.get("args", args[1] if len(args) > 1 else None)
+    if _built and hasattr(spec, "to_metadata_dict") and not getattr(train_args, "no_metadata", False):
+        record, base = _built[0], type(spec)
+
+        class WithSchedule(base):
+            def to_metadata_dict(self):
+                return {**super().to_metadata_dict(), saved.KEY: record}
+
+        WithSchedule.__name__ = base.__name__
+        spec.__class__ = WithSchedule
+    return spec
 
 
 def warn_not_patched(name: str, why: str, supported: str = "") -> None:

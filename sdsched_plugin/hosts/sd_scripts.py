@@ -1,9 +1,10 @@
 """The patch of kohya-ss/sd-scripts' ``library.train_util``.
 
-Every sd-scripts training script calls three functions through the module, right where the
+Every sd-scripts training script calls these functions through the module, right where the
 plugin needs to be: ``add_optimizer_arguments`` (our flags join the scheduler flags),
 ``read_config_from_file`` (right after parsing, TOML or not, before the model loads: bad
-values fail here) and ``get_scheduler_fix`` (a floored schedule, or sd-scripts' own). Nothing
+values fail here), ``get_scheduler_fix`` (a floored schedule, or sd-scripts' own) and
+``get_sai_model_spec`` (the metadata of every model it saves: the schedule joins it). Nothing
 in sd-scripts imports them by name, and the startup hook patches the module as soon as its
 body has run, before any script builds its parser.
 
@@ -31,6 +32,21 @@ def patches(module) -> list[patching.Patch]:
         patching.Patch(module, "read_config_from_file", ("args", "parser"), patching.check_after_reading_config),
         patching.Patch(module, "get_scheduler_fix", ("args", "optimizer", "num_processes"), patching.build_or_delegate),
     ]
+
+
+# The metadata builders every save path merges into the model file: the schedule joins them.
+# Optional: a release without them (before v0.7.0) still gets the schedules, its models not the key.
+METADATA_BUILDERS = {
+    "get_sai_model_spec": patching.add_schedule_to_metadata,  # v0.7.0 and later: every script
+    "get_sai_model_spec_dataclass": patching.add_schedule_to_metadata_object,  # v0.10 and later: Anima, HunyuanImage
+}
+
+
+def optional_patches(module) -> list[patching.Patch]:
+    """The metadata builders this release has, as the plugin knows them (one it does not know is
+    left alone, without a warning: the schedules work all the same)."""
+    found = [patching.Patch(module, name, ("state_dict", "args"), wrapper, prefix=True) for name, wrapper in METADATA_BUILDERS.items()]
+    return [patch for patch in found if patch.mismatch() is None]
 
 
 def config_patches(module) -> list[patching.Patch]:
@@ -325,7 +341,10 @@ def install(module=None) -> bool:
     when the module is not sd-scripts' train_util (the package name ``library`` is generic)."""
     if module is None:
         module = importlib.import_module(MODULE_NAME)
-    return patching.install(patches(module), "sd-scripts' train_util")
+    installed = patching.install(patches(module), "sd-scripts' train_util")
+    if installed:
+        patching.install(optional_patches(module), "sd-scripts' train_util")
+    return installed
 
 
 def uninstall() -> None:

@@ -77,7 +77,25 @@ def setup_parser():
     parser.add_argument("--stop_at", type=int, default=None, help="optimizer step to stop at (driver only)")
     parser.add_argument("--start_at", type=int, default=0, help="optimizer step a resumed run starts at (driver only)")
     parser.add_argument("--hang", action="store_true", help="write <trace_dir>/hang-rank<N>.pid, then never end (driver only)")
+    parser.add_argument("--save_model", default=None, help="at the end, save the model as train_network.py saves a LoRA (driver only)")
     return parser
+
+
+def save_model(path, model, args, num_batches_per_epoch: int):
+    """As train_network.py's save_model: its ss_ keys (every value as text), then the ModelSpec
+    metadata of train_util.get_sai_model_spec merged in, then the file."""
+    from safetensors.torch import save_file
+
+    metadata = {
+        "ss_learning_rate": args.learning_rate, "ss_text_encoder_lr": None, "ss_unet_lr": None,
+        "ss_num_batches_per_epoch": num_batches_per_epoch, "ss_gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "ss_max_train_steps": args.max_train_steps, "ss_lr_warmup_steps": args.lr_warmup_steps,
+        "ss_lr_scheduler": args.lr_scheduler, "ss_network_module": "networks.lora",
+    }  # fmt: skip
+    metadata = {key: str(value) for key, value in metadata.items()}
+    if not MUSUBI:
+        metadata.update(train_util.get_sai_model_spec(None, args, False, True, False))
+    save_file({name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}, path, metadata)
 
 
 def build_dataset_group(args):
@@ -155,6 +173,8 @@ def main():
                     accelerator.wait_for_everyone()
                 if step >= stop:
                     break
+    if args.save_model and accelerator.is_main_process:
+        save_model(args.save_model, accelerator.unwrap_model(model), args, len(dataloader))
     record = {"rank": accelerator.process_index, "scheduler": type(lr_scheduler.scheduler).__name__, "trace": trace}
     with open(os.path.join(args.trace_dir, f"rank{accelerator.process_index}.json"), "w") as handle:
         json.dump(record, handle)

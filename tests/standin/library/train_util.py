@@ -13,7 +13,9 @@ the interface and the control flow that the plugin meets:
   scaled by ``num_processes``, a float warmup as a ratio; ``--lr_scheduler_args`` as
   ``key=value`` with ``ast.literal_eval``; custom ``--lr_scheduler_type`` (a dotted path is
   imported, a plain name comes from torch) that rejects warmup; ``adafactor``;
-  ``piecewise_constant`` from diffusers; everything else by transformers' ``SchedulerType``.
+  ``piecewise_constant`` from diffusers; everything else by transformers' ``SchedulerType``;
+- ``get_sai_model_spec(state_dict, args, sdxl, lora, textual_inversion, ...)``: the ModelSpec
+  metadata every save path merges into the model file (a few of its keys here).
 """
 
 import argparse
@@ -96,6 +98,12 @@ def read_config_from_file(args: argparse.Namespace, parser: argparse.ArgumentPar
 
 def verify_training_args(args: argparse.Namespace):
     pass
+
+
+def get_sai_model_spec(state_dict, args, sdxl: bool, lora: bool, textual_inversion: bool, is_stable_diffusion_ckpt=None, **model_types) -> dict:
+    title = getattr(args, "metadata_title", None) or getattr(args, "output_name", None) or "untitled"
+    return {"modelspec.sai_model_spec": "1.0.1", "modelspec.architecture": "stable-diffusion-v1/lora" if lora else "stable-diffusion-v1",
+            "modelspec.implementation": "https://github.com/Stability-AI/generative-models", "modelspec.title": title}  # fmt: skip
 
 
 def is_schedulefree_optimizer(optimizer, args) -> bool:
