@@ -111,6 +111,7 @@ def add_sd_scripts_flags(parser: argparse.ArgumentParser) -> None:
     add("--bucket_reso_steps", type=int, default=64, help="bucket side step / bucketの解像度の単位")
     add("--bucket_no_upscale", action="store_true", help="no upscaling into buckets / bucketで拡大しない")
     add("--caption_extension", default=".caption", help="caption extension / キャプションの拡張子")
+    add("--resume", default=None, help="the state folder a run resumes from (or the update to resume at) / 再開する状態のフォルダ")
     arguments.add_flags(parser)
 
 
@@ -425,6 +426,15 @@ def write_toml(path: str, result: dict) -> None:
     print(f"sdsched preview: wrote the schedule's flags to {path} (for --config_file) / スケジュールの設定を書き出しました", file=sys.stderr)
 
 
+def resume_of(args, run: preview.Run, schedule: preview.Schedule) -> dict | None:
+    """sd-scripts' --resume (a state folder, or an update number): where the run continues."""
+    if not getattr(args, "resume", None) or schedule.multipliers is None:
+        return None
+    from .run import resume_state  # reading scheduler.bin imports torch
+
+    return preview.resume_of(resume_state.read(str(args.resume)), run, schedule)
+
+
 def compute(argv: list[str]) -> dict:
     read = read_run(argv)
     args, flags, count = read.args, read.flags, read.count
@@ -436,9 +446,12 @@ def compute(argv: list[str]) -> dict:
         run = preview.run_of(args, read.num_processes, count, flags.steps_per_epoch)
         shown = preview.schedules(args, run, flags.compare)
         warnings = preview.warnings_of(args, run, shown)
+        resume = resume_of(args, run, shown[0])
     except (options.OptionError, registry.RegistryError) as error:
         read.parser.error(str(error))
     result = result_of(run, shown, warnings, read.read_by)
+    if resume is not None:
+        result["resume"] = resume
     result["toml"] = saved.flags_of(args, steps=run.steps)
     return result
 
@@ -520,9 +533,30 @@ def render_text(result: dict) -> str:
     curves = [s for s in result["schedules"] if s["summary"] is not None]
     if curves:
         lines += ["", table(result, curves)]
+    if result.get("resume"):
+        lines += ["", *resume_lines(result["resume"], result["groups"])]
     if result["warnings"]:
         lines += [""] + [f"warning: {text}" for text in result["warnings"]]
     return "\n".join(lines)
+
+
+def resume_lines(resume: dict, groups: list[str]) -> list[str]:
+    epoch = f" (epoch {resume['epoch']})" if resume["epoch"] else ""
+    lrs = ", ".join(f"{name} {lr:.3e}" for name, lr in zip(groups, resume["lrs"]))
+    lines = [
+        f"resume: continues at update {resume['update']}{epoch} at multiplier {resume['multiplier']:.4f} ({lrs}),"
+        f" {resume['steps_left']} updates left / 再開: 更新 {resume['update']} 回目から、残り {resume['steps_left']} 回"
+    ]
+    if resume["saved_by"] == "sd-scripts' own scheduler":
+        lines.append("  the state was saved by sd-scripts' own scheduler: this run's schedule takes over from there / 保存時は sd-scripts 自身のスケジューラです")
+    if resume["changes"]:
+        lines.append("  this run's settings differ from the saved state's, and the resumed run follows this run's / 保存時と設定が異なり、今回の設定で続けます:")
+        lines += [f"    {change}" for change in resume["changes"]]
+        if "saved_multiplier" in resume:
+            lines.append(f"  the saved schedule would continue at {resume['saved_multiplier']:.4f}; this run's jumps to {resume['multiplier']:.4f}")
+    elif resume["saved_by"] == "sdsched-plugin":
+        lines.append("  the same settings as the saved state: the run continues bit for bit / 保存時と同じ設定: そのまま続きます")
+    return lines
 
 
 def table(result: dict, schedules: list[dict]) -> str:

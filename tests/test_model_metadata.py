@@ -178,3 +178,49 @@ def test_the_metadata_object_of_newer_sd_scripts_gets_the_key_as_its_own(monkeyp
     spec = patching.add_schedule_to_metadata_object(lambda state_dict, args: ModelSpecMetadata("x"), None, argparse.Namespace())
     assert spec.to_metadata_dict() == {"modelspec.title": "x", saved.KEY: '{"format": 1}'}
     assert isinstance(spec, ModelSpecMetadata) and dataclasses.asdict(spec) == {"title": "x", "additional_fields": {}}
+
+
+# --- the resumed run --------------------------------------------------------------------------
+
+SAVED_AT = ["--save_state", "--save_state_at", "10"]
+
+
+def preview_json(argv, cwd):
+    out = sdsched(["preview", "--json", "--trace", *argv], cwd, SD_SCRIPTS_DIR=None, PYTHONPATH="")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_the_preview_of_a_resumed_run_is_where_the_resumed_training_continues(tmp_path):
+    """A state saved at update 10 of 24: the preview says update 10 (epoch 2), 14 left, the same
+    settings; resumed with a higher floor and a longer run, it names the changes, and the LR it
+    says the run continues with is the LR the resumed training uses, update for update."""
+    if SD_SCRIPTS_DIR is not None:
+        pytest.skip("the tiny script's own resume")
+    first, _ = run_driver([*RUN, *SAVED_AT, "--output_dir", str(tmp_path)])
+    assert first.returncode == 0, first.stderr[-3000:]
+    state = tmp_path / "state-10"
+    flags = [token for token in RUN if token not in ("--samples", "8")] + ["--steps_per_epoch=8"]
+    same = preview_json([*flags, "--resume", str(state)], tmp_path)["resume"]
+    assert (same["update"], same["epoch"], same["steps_left"], same["saved_by"], same["changes"]) == (10, 2, 14, "sdsched-plugin", [])
+
+    changed = [*RUN[:3], "0.6", *RUN[4:]]
+    changed[changed.index("--max_train_epochs") + 1] = "4"
+    preview = preview_json([*[t for t in changed if t not in ("--samples", "8")], "--steps_per_epoch=8", "--resume", str(state)], tmp_path)
+    resume = preview["resume"]
+    assert resume["changes"] == ["min_value: 0.4 (saved) -> 0.6 (now)", "num_training_steps: 24 (saved) -> 32 (now)", "num_warmup_steps: 2 (saved) -> 3 (now)"]
+    assert resume["saved_multiplier"] == pytest.approx(same["multiplier"], abs=1e-15) and resume["steps_left"] == 22
+    process, traces = run_driver([*changed, "--resume", str(state), "--start_at", "10"])
+    assert process.returncode == 0, process.stderr[-3000:]
+    multipliers = preview["schedules"][0]["multipliers"]
+    assert traces[0]["trace"][0]["lrs"][0] == pytest.approx(1e-4 * resume["multiplier"], rel=1e-12)
+    for step in traces[0]["trace"]:
+        assert step["lrs"][0] == pytest.approx(1e-4 * multipliers[step["step"]], rel=1e-12)
+
+
+def test_a_resume_outside_the_run_is_one_line(tmp_path):
+    for value, message in (("99", "allowed: a state inside this run of 24 updates (it is at update 99)"),
+                           (str(tmp_path / "nope"), "allowed: a state folder saved with --save_state, or the update to resume at")):  # fmt: skip
+        out = sdsched(["preview", *RUN[:6], "--max_train_steps=24", "--resume", value], tmp_path, SD_SCRIPTS_DIR=None, PYTHONPATH="")
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+        assert f"error: --resume: got '{value}'; {message}" in out.stderr.splitlines()[-1]

@@ -216,3 +216,42 @@ def warnings_of(args, run: Run, shown: list[Schedule]) -> list[str]:
             f" / ウォームアップが全体の {100 * warmup / total:.0f}% あります(1割超)"
         )
     return found
+
+
+# --- a resumed run ------------------------------------------------------------------------------
+
+
+def resume_of(state, run: Run, schedule: Schedule) -> dict:
+    """Where a resumed run (``run.resume_state.State``) continues on ``schedule`` (this run's):
+    the update, its epoch, the multiplier and LRs it continues with, the updates left, and what
+    the saved state's own schedule would give there when this run's settings differ from it
+    (the resumed run always follows its own settings, as sd-scripts' schedulers do)."""
+    update = state.update if state.update is not None else state.scheduler_step // run.num_processes
+    if not 0 <= update < run.steps:
+        raise options.OptionError(
+            "--resume", state.where, f"a state inside this run of {run.steps} updates (it is at update {update})",
+            f"この実行({run.steps} 回の更新)の途中の状態を指定してください(状態は更新 {update} 回目)",
+        )  # fmt: skip
+    multiplier = schedule.multipliers[update]
+    result = {
+        "update": update,
+        "epoch": update // run.steps_per_epoch + 1 if run.steps_per_epoch else None,
+        "steps_left": run.steps - update,
+        "multiplier": multiplier,
+        "lrs": [lr * multiplier for _, lr in run.groups],
+        "saved_by": "sdsched-plugin" if state.settings else "sd-scripts' own scheduler" if state.scheduler_step is not None else None,
+        "changes": [],
+    }
+    if state.scheduler_step is not None and state.scheduler_step != update * run.num_processes:
+        result["changes"].append(f"scheduler step: {state.scheduler_step} (saved) -> {update * run.num_processes} (this run's processes)")
+    if state.settings:
+        current = schedule.settings or {}
+        result["changes"] += [
+            f"{key}: {state.settings.get(key)} (saved) -> {current.get(key)} (now)"
+            for key in sorted(set(state.settings) | set(current))
+            if state.settings.get(key) != current.get(key)
+        ]
+        if result["changes"] and state.scheduler_step is not None:
+            saved_curve = registry.spec(state.settings["name"]).pure_curve(state.settings)
+            result["saved_multiplier"] = float(saved_curve(state.scheduler_step))
+    return result
