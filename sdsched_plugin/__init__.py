@@ -16,6 +16,7 @@ _LAZY = {
     "CosineFloor": "sdsched_plugin.schedule.schedulers",
     "CosineWithRestartsFloor": "sdsched_plugin.schedule.schedulers",
     "PolynomialFloor": "sdsched_plugin.schedule.schedulers",
+    "RexFloor": "sdsched_plugin.schedule.schedulers",
     "FloorScheduler": "sdsched_plugin.schedule.schedulers",
     "install": "sdsched_plugin.hosts.sd_scripts",
     "uninstall": "sdsched_plugin.hosts.sd_scripts",

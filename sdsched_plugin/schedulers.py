@@ -10,6 +10,7 @@ from .schedule.schedulers import (  # noqa: F401
     FloorScheduler,
     LinearFloor,
     PolynomialFloor,
+    RexFloor,
 )
 
-__all__ = ["CosineFloor", "CosineWithRestartsFloor", "FloorScheduler", "LinearFloor", "PolynomialFloor"]
+__all__ = ["CosineFloor", "CosineWithRestartsFloor", "FloorScheduler", "LinearFloor", "PolynomialFloor", "RexFloor"]

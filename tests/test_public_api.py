@@ -9,8 +9,8 @@ import sys
 import pytest
 
 PUBLIC = {
-    "sdsched_plugin": ["__version__", "LinearFloor", "CosineFloor", "CosineWithRestartsFloor", "PolynomialFloor", "FloorScheduler", "install", "uninstall"],
-    "sdsched_plugin.schedulers": ["LinearFloor", "CosineFloor", "CosineWithRestartsFloor", "PolynomialFloor", "FloorScheduler"],
+    "sdsched_plugin": ["__version__", "LinearFloor", "CosineFloor", "CosineWithRestartsFloor", "PolynomialFloor", "RexFloor", "FloorScheduler", "install", "uninstall"],
+    "sdsched_plugin.schedulers": ["LinearFloor", "CosineFloor", "CosineWithRestartsFloor", "PolynomialFloor", "RexFloor", "FloorScheduler"],
     "sdsched_plugin.musubi": ["install", "is_installed"],
     "sdsched_plugin.cli": ["main"],
 }
@@ -19,6 +19,7 @@ SCHEDULES = {
     "cosine_floor": "CosineFloor",
     "cosine_with_restarts_floor": "CosineWithRestartsFloor",
     "polynomial_floor": "PolynomialFloor",
+    "rex_floor": "RexFloor",
 }
 
 

@@ -64,7 +64,7 @@ def fake_plugins(monkeypatch):
     return fakes
 
 
-OWN = {"linear_floor", "cosine_floor", "cosine_with_restarts_floor", "polynomial_floor"}
+OWN = {"linear_floor", "cosine_floor", "cosine_with_restarts_floor", "polynomial_floor", "rex_floor"}
 
 
 def test_builtin_names_come_from_the_entry_point_group():

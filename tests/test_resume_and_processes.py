@@ -21,6 +21,7 @@ NAMES = {
     "cosine_floor": [],
     "cosine_with_restarts_floor": ["--lr_scheduler_num_cycles", "2"],
     "polynomial_floor": ["--lr_scheduler_power", "2"],
+    "rex_floor": ["--lr_scheduler_num_cycles", "2"],
 }
 # the restart controls too: decay, growing cycles (restart at 12), a ramp at the restart
 RESTART_CONTROLS = ["--lr_scheduler_num_cycles", "2", "--lr_scheduler_cycle_decay", "0.7", "--lr_scheduler_cycle_mul", "1.5",

@@ -238,6 +238,22 @@ def piecewise_constant(step_rules: str) -> Curve:
     return multiplier
 
 
+def rex_over(steps: int, rex_alpha: float = 0.1, rex_beta: float = 0.9) -> Curve:
+    """REX (Chen et al., "REX: Revisiting Budgeted Training with an Improved Schedule", MLSys
+    2022) decaying over ``steps`` steps from step 0: ``z / (rex_alpha + rex_beta * z)`` with
+    ``z = (steps - step) / steps`` the share of the decay still to come, as musubi-tuner's
+    ``RexLR`` computes it (1 at step 0 with the defaults 0.1 / 0.9; towards 0 at the end)."""
+    length = float(max(1, steps))
+
+    def multiplier(step: int) -> float:
+        if step >= steps:
+            return 0.0
+        z = (length - step) / length
+        return z / (rex_alpha + rex_beta * z)
+
+    return multiplier
+
+
 def cosine_over(steps: int) -> Curve:
     """diffusers' cosine with no warmup, decaying from 1 over ``steps`` steps: one cycle of the
     restart controls (``cycles.restart_curve``)."""

@@ -159,6 +159,22 @@ def floor_mode(value: object, flag: str = "--lr_scheduler_floor_mode") -> str:
     return text
 
 
+def rex_alpha(value: object, flag: str = "--lr_scheduler_args rex_alpha") -> float:
+    en, ja = "a number > 0 (the constant of the REX factor z / (alpha + beta z); musubi-tuner's default 0.1)", "0 より大きい数値(REX の z / (alpha + beta z) の定数。既定 0.1)"
+    number = _number(flag, value, en, ja)
+    if number <= 0.0:
+        raise OptionError(flag, value, en, ja)
+    return number
+
+
+def rex_beta(value: object, flag: str = "--lr_scheduler_args rex_beta") -> float:
+    en, ja = "a number >= 0 (the weight of z in the REX factor z / (alpha + beta z); musubi-tuner's default 0.9)", "0 以上の数値(REX の z / (alpha + beta z) の z の係数。既定 0.9)"
+    number = _number(flag, value, en, ja)
+    if number < 0.0:
+        raise OptionError(flag, value, en, ja)
+    return number
+
+
 @dataclass(frozen=True)
 class Option:
     """One schedule option: its constructor / ``--lr_scheduler_args`` key, the sd-scripts flag it
@@ -184,6 +200,9 @@ OPTIONS = {
         Option("cycle_mul", "--lr_scheduler_cycle_mul", cycle_mul),
         Option("restart_warmup_steps", "--lr_scheduler_restart_warmup_steps", restart_warmup),
         Option("floor_mode", "--lr_scheduler_floor_mode", floor_mode),
+        # REX's own: sd-scripts has no flag for them, --lr_scheduler_args gives them (as musubi-tuner's rex reads them)
+        Option("rex_alpha", "--lr_scheduler_args rex_alpha", rex_alpha),
+        Option("rex_beta", "--lr_scheduler_args rex_beta", rex_beta),
     )
 }
 

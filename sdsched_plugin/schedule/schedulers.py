@@ -139,3 +139,12 @@ def cosine_over(steps: int) -> Curve:
 class PolynomialFloor(specs.PolynomialFloorSpec, FloorScheduler):
     # lr_end=0.0 from the spec; the scratch optimizer of stock_curve has lr 1.0
     stock_function = staticmethod(stock_schedules.get_polynomial_decay_schedule_with_warmup)
+
+
+class RexFloor(specs.RexFloorSpec, FloorScheduler):
+    """Floored REX with the restart controls. diffusers has no REX: the curve is the spec's pure
+    one (``specs.RexFloorSpec._shape``), the same function in training and in the preview."""
+
+    @classmethod
+    def stock(cls, settings: dict[str, Any]) -> Curve:
+        raise NotImplementedError("rex_floor has no diffusers stock curve: its shape is the spec's REX decay")

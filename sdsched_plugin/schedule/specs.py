@@ -175,8 +175,43 @@ class PolynomialFloorSpec(FloorSpec):
         return curves.polynomial(**kwargs, lr_init=1.0)
 
 
+class RexFloorSpec(FloorSpec):
+    """REX (Chen et al., MLSys 2022; musubi-tuner's ``rex``) with the floor: after sd-scripts'
+    linear warmup, ``min + (1 - min) * z / (rex_alpha + rex_beta * z)`` over the decay, ``z`` the
+    share still to come; and the restart controls of cosine_with_restarts_floor (num_cycles,
+    cycle decay, cycle mul, restart warmup, floor mode), each cycle a REX decay of its own. No
+    library has a REX lambda to hold it to: the torch class uses this very curve."""
+
+    name = "rex_floor"
+    base_name = "rex"
+    options = ("num_cycles", *cycles.PLAIN, "rex_alpha", "rex_beta")
+    defaults = {"num_cycles": 1, **cycles.PLAIN, "rex_alpha": 0.1, "rex_beta": 0.9}
+
+    @classmethod
+    def check(cls, settings):
+        decay = settings["num_training_steps"] - settings["num_warmup_steps"]
+        cycles.check_cycles_fit(decay, settings["num_cycles"])
+        cycles.plan(decay, settings["num_cycles"], settings["cycle_mul"], settings["restart_warmup_steps"])
+
+    @classmethod
+    def _shape(cls, settings, stock, cosine_over):
+        alpha, beta = settings["rex_alpha"], settings["rex_beta"]
+        return cycles.restart_curve(
+            lambda steps: curves.rex_over(steps, alpha, beta),
+            settings["min_value"],
+            settings["num_warmup_steps"],
+            settings["num_training_steps"],
+            settings["num_cycles"],
+            cycle_decay=settings["cycle_decay"],
+            cycle_mul=settings["cycle_mul"],
+            restart_warmup=settings["restart_warmup_steps"],
+            floor_mode=settings["floor_mode"],
+        )
+
+
 SPECS: dict[str, type[FloorSpec]] = {
-    spec.__name__[: -len("Spec")]: spec for spec in (LinearFloorSpec, CosineFloorSpec, CosineWithRestartsFloorSpec, PolynomialFloorSpec)
+    spec.__name__[: -len("Spec")]: spec
+    for spec in (LinearFloorSpec, CosineFloorSpec, CosineWithRestartsFloorSpec, PolynomialFloorSpec, RexFloorSpec)
 }
 
 

@@ -1,0 +1,127 @@
+"""rex_floor: REX (Chen et al., MLSys 2022; musubi-tuner's ``rex``) with the floor and the restart
+controls: pinned multipliers, musubi-tuner's own factor, a real optimizer's LRs, resume after a
+restart, the flags and --lr_scheduler_args through sd-scripts' parser, and the errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import MUSUBI_TUNER_DIR, host_env, lr_trace, two_group_optimizer
+from sdsched_plugin.schedule import options, specs
+from sdsched_plugin.schedulers import RexFloor
+
+
+def rex(z, alpha=0.1, beta=0.9):
+    return z / (alpha + beta * z)
+
+
+def test_one_cycle_is_the_floored_rex_after_sd_scripts_warmup():
+    curve = RexFloor.curve(RexFloor.settings(num_training_steps=100, num_warmup_steps=10, min_value=0.3))
+    for step in range(10):
+        assert curve(step) == step / 10
+    for step in range(10, 100):
+        z = (90 - (step - 10)) / 90
+        assert curve(step) == pytest.approx(0.3 + 0.7 * rex(z), rel=1e-15)
+    assert curve(10) == 1.0 and curve(100) == curve(500) == 0.3
+    assert curve(99) == pytest.approx(0.3 + 0.7 * rex(1 / 90), rel=1e-15)  # REX keeps ~0.1 of the peak at the last step
+
+
+def test_alpha_and_beta_as_musubi_tuner_reads_them():
+    """musubi-tuner's RexLR after its warmup: min/max + (1 - min/max) * z / (alpha + beta z), z the share
+    of the decay still to come; with min_value = min_lr / max_lr the multipliers are the same."""
+    settings = RexFloor.settings(num_training_steps=60, num_warmup_steps=0, min_value=0.25, rex_alpha=0.3, rex_beta=0.5)
+    curve = RexFloor.curve(settings)
+    for step in range(60):
+        z = (60 - step % 60) / 60  # RexLR's rex_z
+        assert curve(step) == pytest.approx(0.25 + 0.75 * (z / (0.3 + 0.5 * z)), rel=1e-15)
+
+
+@pytest.mark.skipif(MUSUBI_TUNER_DIR is None or not (MUSUBI_TUNER_DIR / "src" / "musubi_tuner" / "modules" / "lr_schedulers.py").is_file(), reason="needs MUSUBI_TUNER_DIR with RexLR (v0.2.11 and later)")
+def test_the_same_lrs_as_musubi_tuners_own_rex_after_its_warmup():
+    import torch
+
+    sys.path.insert(0, str(MUSUBI_TUNER_DIR / "src"))
+    from musubi_tuner.modules.lr_schedulers import RexLR
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-4)
+    theirs = RexLR(optimizer, max_lr=1e-4, min_lr=2e-5, num_steps=50, num_warmup_steps=0)
+    lrs = lr_trace(theirs, optimizer, 50)
+    curve = RexFloor.curve(RexFloor.settings(num_training_steps=50, num_warmup_steps=0, min_value=0.2))
+    for step in range(1, 50):  # RexLR's step 0 is its own (min_lr: its "avoid spiking" branch)
+        assert lrs[step][0] == pytest.approx(1e-4 * curve(step), rel=1e-12)
+
+
+def test_restart_controls_shape_each_cycle_as_for_cosine():
+    curve = RexFloor.curve(RexFloor.settings(num_training_steps=110, num_warmup_steps=10, min_value=0.2, num_cycles=2, cycle_decay=0.5, restart_warmup_steps=10))
+    assert curve(10) == 1.0 and curve(59) == pytest.approx(0.2 + 0.8 * rex(1 / 50), rel=1e-15)  # cycle 1: 50 steps
+    assert curve(60) == pytest.approx(0.2) and curve(65) == pytest.approx(0.2 + 0.3 * 5 / 10)  # ramp from the floor to 0.5
+    assert curve(70) == pytest.approx(0.5) and curve(109) == pytest.approx(0.2 + 0.3 * rex(1 / 40), rel=1e-15)
+
+
+def test_a_real_optimizer_and_a_resume_after_the_restart():
+    """Two param groups at their own LRs, 2 cycles of 40; saved at step 50 (after the restart),
+    a new scheduler resumes and the LRs go on bit for bit."""
+    kwargs = dict(num_training_steps=84, num_warmup_steps=4, min_value=0.4, num_cycles=2)
+    optimizer = two_group_optimizer()
+    scheduler = RexFloor(optimizer, **kwargs)
+    curve = RexFloor.curve(RexFloor.settings(**kwargs))
+    trace = lr_trace(scheduler, optimizer, 84)
+    for step, (unet, text_encoder) in enumerate(trace):
+        assert (unet, text_encoder) == (pytest.approx(1e-3 * curve(step), rel=1e-15), pytest.approx(5e-4 * curve(step), rel=1e-15))
+    first = two_group_optimizer()
+    original = RexFloor(first, **kwargs)
+    lr_trace(original, first, 50)
+    resumed_optimizer = two_group_optimizer()
+    resumed = RexFloor(resumed_optimizer, **kwargs)
+    resumed_optimizer.load_state_dict(first.state_dict())
+    resumed.load_state_dict(original.state_dict())
+    assert lr_trace(resumed, resumed_optimizer, 34) == lr_trace(original, first, 34)
+
+
+def test_flags_toml_and_the_hook_form_through_sd_scripts(sd_parse, train_util, tmp_path):
+    from sdsched_plugin.schedule import arguments
+
+    args = sd_parse(["--lr_scheduler=rex_floor", "--lr_scheduler_min_value=0.3", "--lr_scheduler_args", "rex_alpha=0.2", "rex_beta=0.8",
+                     "--lr_scheduler_num_cycles=2", "--max_train_steps=50"])  # fmt: skip
+    scheduler = train_util.get_scheduler_fix(args, two_group_optimizer(), 1)
+    assert type(scheduler).__name__ == "RexFloor"
+    assert {k: scheduler.sdsched[k] for k in ("rex_alpha", "rex_beta", "num_cycles", "min_value")} == {"rex_alpha": 0.2, "rex_beta": 0.8, "num_cycles": 2, "min_value": 0.3}
+    config = tmp_path / "c.toml"
+    config.write_text('lr_scheduler_type = "sdsched_plugin:rex_floor"\nlr_scheduler_args = ["min_value=0.5", "rex_beta=0.7"]\nmax_train_steps = 40\n')
+    args = sd_parse(["--config_file", str(config)])
+    hooked = train_util.get_scheduler_fix(args, two_group_optimizer(), 2)
+    assert (type(hooked).__name__, hooked.sdsched["rex_beta"], hooked.sdsched["num_training_steps"]) == ("RexFloor", 0.7, 80)
+    assert arguments.read_schedule(args, pure=True).cls is specs.RexFloorSpec  # the preview: no torch class
+
+
+@pytest.mark.parametrize(
+    "key_value, message",
+    [("rex_alpha=0", "--lr_scheduler_args rex_alpha: got '0'; allowed: a number > 0"),
+     ("rex_beta=-1", "--lr_scheduler_args rex_beta: got '-1'; allowed: a number >= 0")],  # fmt: skip
+)
+def test_bad_rex_settings_stop_before_training_with_one_line(key_value, message, tmp_path):
+    argv = ["preview", "--lr_scheduler=rex_floor", "--lr_scheduler_min_value=0.3", "--max_train_steps=50", "--lr_scheduler_args", key_value]
+    out = subprocess.run([sys.executable, "-m", "sdsched_plugin.cli", *argv], capture_output=True, text=True, env=host_env(PYTHONPATH=""), cwd=tmp_path, timeout=300)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert message in out.stderr.splitlines()[-1] and " / " in out.stderr.splitlines()[-1]
+
+
+def test_the_preview_draws_it_without_torch(tmp_path):
+    code = (
+        "import sys, json, contextlib, io; from sdsched_plugin import cli\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out): cli.main(['preview', '--json', '--trace', '--lr_scheduler=rex_floor', '--lr_scheduler_min_value=0.3',"
+        " '--max_train_steps=100', '--lr_warmup_steps=10'])\n"
+        "print(json.dumps([json.loads(out.getvalue())['schedules'][0]['multipliers'], 'torch' in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=host_env(PYTHONPATH=""), cwd=tmp_path, timeout=300)
+    multipliers, torch_loaded = json.loads(out.stdout)
+    assert not torch_loaded
+    curve = RexFloor.curve(RexFloor.settings(num_training_steps=100, num_warmup_steps=10, min_value=0.3))
+    assert multipliers == [curve(step) for step in range(100)]
+
+
+def test_rex_options_read_like_the_others():
+    assert options.OPTIONS["rex_alpha"].read("0.25") == 0.25 and options.OPTIONS["rex_beta"].read(0) == 0.0
