@@ -112,6 +112,7 @@ def add_sd_scripts_flags(parser: argparse.ArgumentParser) -> None:
     add("--bucket_no_upscale", action="store_true", help="no upscaling into buckets / bucketで拡大しない")
     add("--caption_extension", default=".caption", help="caption extension / キャプションの拡張子")
     add("--resume", default=None, help="the state folder a run resumes from (or the update to resume at) / 再開する状態のフォルダ")
+    add("--skip_until_initial_step", action="store_true", help="a resumed run trains only the updates left / 再開時に残りのステップだけ学習する")
     arguments.add_flags(parser)
 
 
@@ -432,7 +433,7 @@ def resume_of(args, run: preview.Run, schedule: preview.Schedule) -> dict | None
         return None
     from .run import resume_state  # reading scheduler.bin imports torch
 
-    return preview.resume_of(resume_state.read(str(args.resume)), run, schedule)
+    return preview.resume_of(resume_state.read(str(args.resume)), run, schedule, bool(getattr(args, "skip_until_initial_step", False)))
 
 
 def compute(argv: list[str]) -> dict:
@@ -544,9 +545,20 @@ def resume_lines(resume: dict, groups: list[str]) -> list[str]:
     epoch = f" (epoch {resume['epoch']})" if resume["epoch"] else ""
     lrs = ", ".join(f"{name} {lr:.3e}" for name, lr in zip(groups, resume["lrs"]))
     lines = [
-        f"resume: continues at update {resume['update']}{epoch} at multiplier {resume['multiplier']:.4f} ({lrs}),"
-        f" {resume['steps_left']} updates left / 再開: 更新 {resume['update']} 回目から、残り {resume['steps_left']} 回"
+        f"resume: continues from update {resume['update']}{epoch} (scheduler step {resume['scheduler_step']}) at multiplier"
+        f" {resume['multiplier']:.4f} ({lrs}); it trains {resume['updates_trained']} updates ({resume['steps_left']} were left)"
+        f" / 再開: 更新 {resume['update']} 回目から、{resume['updates_trained']} 回学習します"
     ]
+    if resume["updates_trained"] > resume["steps_left"]:
+        lines.append(
+            "  without --skip_until_initial_step sd-scripts counts its steps from 0 again, from the epoch the state is in,"
+            " while the scheduler goes on from its saved step / --skip_until_initial_step がないと sd-scripts はステップ数を 0 から数え直します"
+        )
+    if resume["past_the_end"]:
+        past = f"  {resume['past_the_end']} of them past the schedule's end, at multiplier {resume['past_the_end_multiplier']:.4f}"
+        if "without_the_plugin" in resume:
+            past += f" (sd-scripts' own curve, without the plugin: {resume['without_the_plugin']:.4f})"
+        lines.append(past + " / スケジュールの終わりを過ぎた更新があります")
     if resume["saved_by"] == "sd-scripts' own scheduler":
         lines.append("  the state was saved by sd-scripts' own scheduler: this run's schedule takes over from there / 保存時は sd-scripts 自身のスケジューラです")
     if resume["changes"]:
@@ -579,6 +591,8 @@ def table(result: dict, schedules: list[dict]) -> str:
 
 def to_json(result: dict, trace: bool = False) -> str:
     out = {key: value for key, value in result.items() if key not in ("schedules", "toml")}
+    if "resume" in out and not trace:  # the resumed run's multiplier of every update: --trace's
+        out["resume"] = {key: value for key, value in out["resume"].items() if key != "multipliers"}
     out["schedules"] = []
     for s in result["schedules"]:
         entry = {"label": s["label"], "settings": s["settings"]}

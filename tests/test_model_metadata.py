@@ -203,19 +203,23 @@ def test_the_preview_of_a_resumed_run_is_where_the_resumed_training_continues(tm
     flags = [token for token in RUN if token not in ("--samples", "8")] + ["--steps_per_epoch=8"]
     same = preview_json([*flags, "--resume", str(state)], tmp_path)["resume"]
     assert (same["update"], same["epoch"], same["steps_left"], same["saved_by"], same["changes"]) == (10, 2, 14, "sdsched-plugin", [])
+    # train_network.py without --skip_until_initial_step: epochs 2 and 3 again from step 0 (16 updates), the
+    # scheduler on from 10: the last 2 past the end, at the floor; sd-scripts' own cosine_with_restarts: 0
+    assert (same["updates_trained"], same["past_the_end"], same["past_the_end_multiplier"], same["without_the_plugin"]) == (16, 2, 0.4, 0.0)
+    assert same["multipliers"][-2:] == [0.4, 0.4]
 
     changed = [*RUN[:3], "0.6", *RUN[4:]]
     changed[changed.index("--max_train_epochs") + 1] = "4"
-    preview = preview_json([*[t for t in changed if t not in ("--samples", "8")], "--steps_per_epoch=8", "--resume", str(state)], tmp_path)
+    preview = preview_json([*[t for t in changed if t not in ("--samples", "8")], "--steps_per_epoch=8", "--resume", str(state),
+                            "--skip_until_initial_step"], tmp_path)  # the tiny script resumes so: at update 10, to the end
     resume = preview["resume"]
     assert resume["changes"] == ["min_value: 0.4 (saved) -> 0.6 (now)", "num_training_steps: 24 (saved) -> 32 (now)", "num_warmup_steps: 2 (saved) -> 3 (now)"]
     assert resume["saved_multiplier"] == pytest.approx(same["multiplier"], abs=1e-15) and resume["steps_left"] == 22
     process, traces = run_driver([*changed, "--resume", str(state), "--start_at", "10"])
     assert process.returncode == 0, process.stderr[-3000:]
-    multipliers = preview["schedules"][0]["multipliers"]
-    assert traces[0]["trace"][0]["lrs"][0] == pytest.approx(1e-4 * resume["multiplier"], rel=1e-12)
-    for step in traces[0]["trace"]:
-        assert step["lrs"][0] == pytest.approx(1e-4 * multipliers[step["step"]], rel=1e-12)
+    trace = traces[0]["trace"]
+    assert resume["updates_trained"] == len(trace) == 22 and trace[0]["lrs"][0] == pytest.approx(1e-4 * resume["multiplier"], rel=1e-12)
+    assert [step["lrs"][0] for step in trace] == pytest.approx([1e-4 * m for m in resume["multipliers"]], rel=1e-12)
 
 
 def test_a_resume_outside_the_run_is_one_line(tmp_path):

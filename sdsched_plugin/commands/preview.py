@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import dataclasses
 from dataclasses import dataclass, field
 
 from ..run import param_groups as _param_groups
@@ -76,6 +77,8 @@ class Schedule:
     settings: dict
     multipliers: list[float] | None  # None: the optimizer sets the LR (schedule-free, adafactor)
     summary: stats.Summary | None = None
+    curve: object = None  # scheduler step -> multiplier, past the run's end too (a resumed run can go there)
+    stock_curve: object = None  # a floored name's curve without the floor: what sd-scripts alone would run
 
 
 def variants(args, compare: str | None) -> list[tuple[str | None, set[str], argparse.Namespace]]:
@@ -161,9 +164,14 @@ def schedule_of(request: arguments.Request, run: Run, entry: str | None = None) 
     label = entry or request.label
     if request.kind == arguments.OPTIMIZER:
         return Schedule(label, {"note": request.note}, None)
+    if request.updates_per_epoch is None and run.steps_per_epoch:
+        request = dataclasses.replace(request, updates_per_epoch=run.steps_per_epoch)
     settings, curve = curve_of(request, run.num_processes, run.steps)
     multipliers = [float(curve(k * run.num_processes)) for k in range(run.steps)]
-    return Schedule(label, settings, multipliers, stats.summarize(multipliers, run.steps_per_epoch))
+    stock_curve = None
+    if request.kind == arguments.FLOORED and getattr(request.cls, "pure_function", None) is not None and request.cls.plain_stock(settings):
+        stock_curve = request.cls.pure_stock(settings)
+    return Schedule(label, settings, multipliers, stats.summarize(multipliers, run.steps_per_epoch), curve, stock_curve)
 
 
 def schedules(args, run: Run, compare: str | None = None) -> list[Schedule]:
@@ -190,10 +198,12 @@ def warnings_of(args, run: Run, shown: list[Schedule]) -> list[str]:
         off = [step for step in restarts if step % run.steps_per_epoch]
         if off:
             where = ", ".join(f"step {step} (epoch {step // run.steps_per_epoch + 1})" for step in off[:4])
-            found.append(
-                f"restarts fall inside epochs: {where}; with no warmup and a cycle count that divides the {run.epochs} epochs,"
-                f" each restart falls on an epoch boundary / リスタートがエポックの途中にあります({where})"
+            cure = (
+                "--lr_scheduler_cycle_epochs=E puts every restart on an epoch's first step"
+                if main.settings.get("name") in ("cosine_with_restarts_floor", "rex_floor")
+                else f"with no warmup and a cycle count that divides the {run.epochs} epochs, each restart falls on an epoch boundary"
             )
+            found.append(f"restarts fall inside epochs: {where}; {cure} / リスタートがエポックの途中にあります({where})")
     cycles = getattr(args, "lr_scheduler_num_cycles", None)
     epochs = getattr(args, "max_train_epochs", None)
     if epochs and cycles == epochs and epochs > 1 and "restarts" in str(main.settings.get("name", args.lr_scheduler)):
@@ -221,37 +231,51 @@ def warnings_of(args, run: Run, shown: list[Schedule]) -> list[str]:
 # --- a resumed run ------------------------------------------------------------------------------
 
 
-def resume_of(state, run: Run, schedule: Schedule) -> dict:
-    """Where a resumed run (``run.resume_state.State``) continues on ``schedule`` (this run's):
-    the update, its epoch, the multiplier and LRs it continues with, the updates left, and what
-    the saved state's own schedule would give there when this run's settings differ from it
-    (the resumed run always follows its own settings, as sd-scripts' schedulers do)."""
+def resume_of(state, run: Run, schedule: Schedule, skip_until_initial_step: bool = False) -> dict:
+    """What a resumed run (``run.resume_state.State``) does on ``schedule`` (this run's), as
+    train_network.py runs it: the scheduler goes on from its saved step; the updates trained are
+    those left (``--skip_until_initial_step``) or, without it, the whole run again from the epoch
+    the state is in (sd-scripts counts its steps from 0 then), so the scheduler can go past the
+    run's end: ours stay at the floor there, sd-scripts' own curves do what they do past it. Also
+    what the saved state's own schedule would give where this run's settings differ from it."""
     update = state.update if state.update is not None else state.scheduler_step // run.num_processes
     if not 0 <= update < run.steps:
         raise options.OptionError(
             "--resume", state.where, f"a state inside this run of {run.steps} updates (it is at update {update})",
             f"この実行({run.steps} 回の更新)の途中の状態を指定してください(状態は更新 {update} 回目)",
         )  # fmt: skip
-    multiplier = schedule.multipliers[update]
+    start = state.scheduler_step if state.scheduler_step is not None else update * run.num_processes
+    if skip_until_initial_step or not run.steps_per_epoch:
+        trained = run.steps - update
+    else:  # sd-scripts: epoch_to_start = initial_step // steps per epoch, then global_step from 0
+        trained = min(run.steps, (run.epochs - update // run.steps_per_epoch) * run.steps_per_epoch)
+    steps = [start + k * run.num_processes for k in range(trained)]
+    past = [step for step in steps if step >= run.steps * run.num_processes]
+    multipliers = [float(schedule.curve(step)) for step in steps]
     result = {
         "update": update,
         "epoch": update // run.steps_per_epoch + 1 if run.steps_per_epoch else None,
+        "scheduler_step": start,
+        "updates_trained": trained,
         "steps_left": run.steps - update,
-        "multiplier": multiplier,
-        "lrs": [lr * multiplier for _, lr in run.groups],
+        "past_the_end": len(past),
+        "multiplier": multipliers[0],
+        "lrs": [lr * multipliers[0] for _, lr in run.groups],
+        "multipliers": multipliers,
         "saved_by": "sdsched-plugin" if state.settings else "sd-scripts' own scheduler" if state.scheduler_step is not None else None,
         "changes": [],
     }
-    if state.scheduler_step is not None and state.scheduler_step != update * run.num_processes:
-        result["changes"].append(f"scheduler step: {state.scheduler_step} (saved) -> {update * run.num_processes} (this run's processes)")
+    if past:
+        result["past_the_end_multiplier"] = float(schedule.curve(past[-1]))
+        if schedule.stock_curve is not None:
+            result["without_the_plugin"] = float(schedule.stock_curve(past[-1]))
     if state.settings:
         current = schedule.settings or {}
-        result["changes"] += [
+        result["changes"] = [
             f"{key}: {state.settings.get(key)} (saved) -> {current.get(key)} (now)"
             for key in sorted(set(state.settings) | set(current))
             if state.settings.get(key) != current.get(key)
         ]
         if result["changes"] and state.scheduler_step is not None:
-            saved_curve = registry.spec(state.settings["name"]).pure_curve(state.settings)
-            result["saved_multiplier"] = float(saved_curve(state.scheduler_step))
+            result["saved_multiplier"] = float(registry.spec(state.settings["name"]).pure_curve(state.settings)(state.scheduler_step))
     return result

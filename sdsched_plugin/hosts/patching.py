@@ -12,12 +12,15 @@ The wrappers say where a host asks for a schedule; what the flags mean is in ``a
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
+import os
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
-from ..schedule import arguments, saved
+from ..schedule import arguments, options, saved
 
 logger = logging.getLogger("sdsched_plugin")
 
@@ -66,6 +69,8 @@ def check_after_dataset(original, *args, **kwargs):
     is known (as len(dataset group) batches per epoch)."""
     result = original(*args, **kwargs)
     group = result[0] if isinstance(result, tuple) else result  # (train, validation) since 2025
+    if group is not None:
+        _dataset_batches[:] = [len(group)]
     if _last_read and group is not None:
         read_args, parser = _last_read
         try:
@@ -81,12 +86,36 @@ def build_or_delegate(original, args, optimizer, num_processes):
     request = arguments.read_request(args)
     if request is None:
         return original(args, optimizer, num_processes)
-    scheduler = request.build(optimizer, num_processes)
+    if request.waits_for_epochs():
+        request = dataclasses.replace(request, updates_per_epoch=updates_per_epoch(args, num_processes))
+    try:
+        scheduler = request.build(optimizer, num_processes)
+    except options.OptionError as error:  # what needed the epochs: known only now where no dataset hook ran
+        prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "sdsched-plugin"
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     logger.info(f"sdsched-plugin: {scheduler.sdsched}")
     from .. import __version__
 
     _built[:] = [saved.record_of(args, scheduler.sdsched, num_processes, __version__)]
     return scheduler
+
+
+# The length of the dataset group the host built last (every process's batches of one epoch).
+_dataset_batches: list[int] = []
+
+
+def updates_per_epoch(args, num_processes: int) -> int | None:
+    """Optimizer updates per epoch, for --lr_scheduler_cycle_epochs: from the dataset group the
+    hook saw, with sd-scripts' arithmetic; else from an epoch-based run's step count (the host
+    computed it as epochs x updates per epoch); else unknown."""
+    accumulation = getattr(args, "gradient_accumulation_steps", 1) or 1
+    if _dataset_batches:
+        from ..schedule.steps import run_steps
+
+        return run_steps(_dataset_batches[0], num_processes, accumulation)[1]
+    epochs, total = getattr(args, "max_train_epochs", None), getattr(args, "max_train_steps", None)
+    return total // epochs if epochs and total else None
 
 
 # The schedule this process built (saved.record_of's text), for the metadata of every model it saves.

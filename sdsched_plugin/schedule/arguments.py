@@ -47,6 +47,10 @@ RESTART_FLAGS = {
         "rescale (default): floor + (peak - floor) * curve; clamp: max(floor, peak * curve)"
         " / rescale(既定): 下限 + (山 - 下限) * カーブ、clamp: max(下限, 山 * カーブ)"
     ),
+    "cycle_epochs": (
+        "cycle length in epochs: every restart on an epoch's first step (with cycle_mul: whole epochs); num_cycles follows"
+        " (cosine_with_restarts_floor, rex_floor) / サイクルの長さ(エポック数)。リスタートは必ずエポックの最初のステップ"
+    ),
 }
 # constructor key -> the namespace attribute of the flag that gives it
 KEY_DESTS = {
@@ -131,6 +135,9 @@ class Request:
     # STOCK, read for the preview: stock.sd_scripts_stock's keywords but the (process-scaled) total
     stock: dict = field(default_factory=dict)
     note: str | None = None  # OPTIMIZER: why there is no curve
+    # optimizer updates per epoch, where the run's epochs are known (the host's dataset group, the
+    # preview's count): what --lr_scheduler_cycle_epochs turns into steps
+    updates_per_epoch: int | None = None
 
     def kwargs(self, num_processes: int) -> dict:
         """Constructor keywords, with the step counts as sd-scripts computes them: the total is
@@ -145,11 +152,18 @@ class Request:
         warmup = self.overrides.get("num_warmup_steps")
         if warmup is None:
             warmup = warmup_steps_from(self.lr_warmup_steps, total)
-        return {**self.values, "num_training_steps": total, "num_warmup_steps": warmup}
+        kwargs = {**self.values, "num_training_steps": total, "num_warmup_steps": warmup}
+        if self.values.get("cycle_epochs") is not None and self.updates_per_epoch and "epoch_steps" not in self.overrides:
+            kwargs["epoch_steps"] = self.updates_per_epoch * num_processes  # the scheduler steps once per process
+        return kwargs
+
+    def waits_for_epochs(self) -> bool:
+        """--lr_scheduler_cycle_epochs before the epoch's length is known (the dataset group not built yet)."""
+        return self.values.get("cycle_epochs") is not None and not self.updates_per_epoch and "epoch_steps" not in self.values
 
     def check(self, num_processes: int) -> None:
         """Every cross-value check the scheduler's constructor makes, without an optimizer."""
-        if self.steps_known or "num_training_steps" in self.overrides:
+        if (self.steps_known or "num_training_steps" in self.overrides) and not self.waits_for_epochs():
             self.cls.settings(**self.kwargs(num_processes))
 
     def build(self, optimizer, num_processes: int):
@@ -436,19 +450,25 @@ def _warn_not_floored(min_value, what: str, args=None) -> None:
 
 
 def check_epoch_run(args, batches: int) -> Request | None:
-    """The checks that need the step count of an epoch-based run, once the dataset group's
-    length (``batches``, every process's batches of one epoch) is known."""
-    epochs = getattr(args, "max_train_epochs", None)
-    if epochs is None:
-        return None
+    """The checks that need the epochs of the run, once the dataset group's length (``batches``,
+    every process's batches of one epoch) is known: an epoch-based run's step count, and
+    --lr_scheduler_cycle_epochs (a step-based run too)."""
     request = read_request(args)
     if request is None:
         return None
     accumulation = options.training_steps(getattr(args, "gradient_accumulation_steps", 1) or 1, "--gradient_accumulation_steps")
     from .steps import run_steps  # sd-scripts' arithmetic, in one place
 
-    total = run_steps(batches, world_size(), accumulation, options.training_steps(epochs, "--max_train_epochs"))[2]
-    request = dataclasses.replace(request, max_train_steps=total, steps_known=True)
+    epochs = getattr(args, "max_train_epochs", None)
+    if epochs is None:
+        if not request.waits_for_epochs():
+            return None
+        request = dataclasses.replace(request, updates_per_epoch=run_steps(batches, world_size(), accumulation)[1])
+        request.check(world_size())
+        return request
+
+    _, per_epoch, total, _ = run_steps(batches, world_size(), accumulation, options.training_steps(epochs, "--max_train_epochs"))
+    request = dataclasses.replace(request, max_train_steps=total, steps_known=True, updates_per_epoch=per_epoch)
     request.check(world_size())
     return request
 

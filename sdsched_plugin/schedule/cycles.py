@@ -89,6 +89,52 @@ def plan(decay_steps: int, num_cycles: int, cycle_mul: float, restart_warmup: in
     return offsets, lengths, ramps
 
 
+def epoch_cycle_lengths(num_epochs: int, cycle_epochs: int, cycle_mul: float) -> list[int]:
+    """Whole-epoch lengths of the cycles of ``--lr_scheduler_cycle_epochs``: ``cycle_epochs``, then
+    each ``cycle_mul`` times the one before (rounded, at least one epoch), the last cut to the
+    epochs that are left, so that the run ends at the floor."""
+    lengths: list[int] = []
+    while sum(lengths) < num_epochs:
+        lengths.append(min(num_epochs - sum(lengths), max(1, round(cycle_epochs * cycle_mul ** len(lengths)))))
+    return lengths
+
+
+def epoch_plan(
+    num_warmup_steps: int, num_training_steps: int, steps_per_epoch: int, cycle_epochs: int, num_cycles: int,
+    cycle_mul: float, restart_warmup: int | float,
+) -> tuple[list, list, list]:  # fmt: skip
+    """``plan`` with every restart on an epoch's first step: cycle k starts at epoch
+    ``sum(lengths[:k])`` (the first one after the warmup). ``num_cycles`` other than 1 must be the
+    count the epochs give; where it is not, the error names both flags."""
+    num_epochs = -(-num_training_steps // steps_per_epoch)
+    epochs = epoch_cycle_lengths(num_epochs, cycle_epochs, cycle_mul)
+    if num_cycles not in (1, len(epochs)):
+        raise OptionError(
+            "--lr_scheduler_num_cycles",
+            num_cycles,
+            f"{len(epochs)}, the cycles that --lr_scheduler_cycle_epochs={cycle_epochs} gives over {num_epochs} epochs; or leave it out",
+            f"{len(epochs)}(--lr_scheduler_cycle_epochs={cycle_epochs} と {num_epochs} エポックから決まるサイクル数)。または指定しないでください",
+        )
+    starts = [max(num_warmup_steps, sum(epochs[:k]) * steps_per_epoch) for k in range(len(epochs))]
+    ends = [*starts[1:], num_training_steps]
+    if ends[0] <= num_warmup_steps:
+        raise OptionError(
+            "--lr_warmup_steps",
+            num_warmup_steps,
+            f"a warmup shorter than the first cycle of --lr_scheduler_cycle_epochs={cycle_epochs} ({ends[0]} steps)",
+            f"最初のサイクル({ends[0]} ステップ)より短いウォームアップ",
+        )
+    lengths = [end - start for start, end in zip(starts, ends)]
+    ramps = [0] + [ramp_steps(restart_warmup, length) for length in lengths[1:]]
+    for k, (length, ramp) in enumerate(zip(lengths, ramps)):
+        if ramp >= length:
+            raise OptionError(
+                "--lr_scheduler_restart_warmup_steps", restart_warmup,
+                f"a ramp shorter than every cycle (cycle {k + 1} has {length} steps)", f"どのサイクルよりも短いウォームアップ(サイクル {k + 1} は {length} ステップ)",
+            )  # fmt: skip
+    return [start - num_warmup_steps for start in starts], lengths, ramps
+
+
 def restart_curve(
     stock_cosine: Callable[[int], Curve],
     min_value: float,
@@ -99,12 +145,15 @@ def restart_curve(
     cycle_mul: float = 1.0,
     restart_warmup: int | float = 0,
     floor_mode: str = RESCALE,
+    cycles_plan: tuple[list, list, list] | None = None,
 ) -> Curve:
     """``step -> multiplier``. ``stock_cosine(n)`` is the stock cosine decaying over ``n`` steps
-    (1 at step 0, towards 0 at step n); ``num_warmup_steps`` is the first warmup, from 0."""
-    offsets, lengths, ramps = plan(num_training_steps - num_warmup_steps, num_cycles, cycle_mul, restart_warmup)
+    (1 at step 0, towards 0 at step n); ``num_warmup_steps`` is the first warmup, from 0.
+    ``cycles_plan``: the cycles as ``plan`` gives them, where they are not the run split by
+    ``num_cycles`` (``epoch_plan``)."""
+    offsets, lengths, ramps = cycles_plan or plan(num_training_steps - num_warmup_steps, num_cycles, cycle_mul, restart_warmup)
     starts = [num_warmup_steps + offset for offset in offsets]
-    peaks = [max(min_value, cycle_decay**k) for k in range(num_cycles)]
+    peaks = [max(min_value, cycle_decay**k) for k in range(len(lengths))]
     curves = [stock_cosine(length - ramp) for length, ramp in zip(lengths, ramps)]
     rescale = floor_mode == RESCALE
 

@@ -159,6 +159,11 @@ def floor_mode(value: object, flag: str = "--lr_scheduler_floor_mode") -> str:
     return text
 
 
+def cycle_epochs(value: object, flag: str = "--lr_scheduler_cycle_epochs") -> int:
+    en, ja = "a whole number of epochs >= 1 (each restart on an epoch's first step)", "1 以上の整数のエポック数(リスタートはエポックの最初のステップ)"
+    return _whole(flag, value, 1, en, ja)
+
+
 def rex_alpha(value: object, flag: str = "--lr_scheduler_args rex_alpha") -> float:
     en, ja = "a number > 0 (the constant of the REX factor z / (alpha + beta z); musubi-tuner's default 0.1)", "0 より大きい数値(REX の z / (alpha + beta z) の定数。既定 0.1)"
     number = _number(flag, value, en, ja)
@@ -200,6 +205,9 @@ OPTIONS = {
         Option("cycle_mul", "--lr_scheduler_cycle_mul", cycle_mul),
         Option("restart_warmup_steps", "--lr_scheduler_restart_warmup_steps", restart_warmup),
         Option("floor_mode", "--lr_scheduler_floor_mode", floor_mode),
+        Option("cycle_epochs", "--lr_scheduler_cycle_epochs", cycle_epochs),
+        # the epoch's length in scheduler steps, for cycle_epochs: the host and the preview give it from the counted run
+        Option("epoch_steps", "--lr_scheduler_args epoch_steps", training_steps),
         # REX's own: sd-scripts has no flag for them, --lr_scheduler_args gives them (as musubi-tuner's rex reads them)
         Option("rex_alpha", "--lr_scheduler_args rex_alpha", rex_alpha),
         Option("rex_beta", "--lr_scheduler_args rex_beta", rex_beta),

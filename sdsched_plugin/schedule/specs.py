@@ -62,7 +62,9 @@ class FloorSpec:
                     f"{cls.name} には {required}=... が必要です",
                 )
         merged = {"num_warmup_steps": 0, **cls.defaults, **kwargs}
-        settings = {key: options.OPTIONS[key].read(value) for key, value in merged.items()}
+        # an optional setting left out (cycle_epochs) is no key at all: the settings of a run without it, and the states
+        # saved with them, stay what they were
+        settings = {key: options.OPTIONS[key].read(value) for key, value in merged.items() if value is not None}
         options.check_warmup_fits(settings["num_warmup_steps"], settings["num_training_steps"])
         cls.check(settings)
         return {"name": cls.name, **settings}
@@ -89,6 +91,12 @@ class FloorSpec:
         return cls.pure_function(**cls.stock_arguments(settings))
 
     @classmethod
+    def plain_stock(cls, settings: dict[str, Any]) -> bool:
+        """Whether the schedule is its stock curve floored (so that the stock curve is what
+        sd-scripts alone would run with the same flags)."""
+        return True
+
+    @classmethod
     def _shape(cls, settings: dict[str, Any], stock: Callable[[], Curve], cosine_over: Callable[[int], Curve]) -> Curve:
         """The floored curve from a stock curve (``stock()`` builds it, only if needed) and, for the
         restart controls, the one-cycle cosine ``cosine_over(steps)``."""
@@ -113,40 +121,58 @@ class CosineFloorSpec(FloorSpec):
     pure_function = staticmethod(curves.cosine)
 
 
-class CosineWithRestartsFloorSpec(FloorSpec):
-    """Floored cosine with hard restarts, and the restart controls of sd-scripts #73: a peak
-    decaying per cycle, cycles growing in length, a ramp at each restart, clamp or rescale.
-    With those at their defaults it is exactly diffusers' cosine_with_restarts, floored."""
+class RestartSpec(FloorSpec):
+    """What the schedules with restarts share: ``num_cycles``, the restart controls of sd-scripts
+    #73 (a peak decaying per cycle, cycles growing in length, a ramp at each restart, clamp or
+    rescale) and ``cycle_epochs`` (sd-scripts #73 too: each restart on an epoch's first step,
+    the epoch's length in scheduler steps given as ``epoch_steps`` by the host or the
+    preview). Each cycle is ``one_cycle(settings)(length)``, decaying from 1 over its length."""
 
-    name = "cosine_with_restarts_floor"
-    base_name = "cosine_with_restarts"
-    options = ("num_cycles", *cycles.PLAIN)
-    defaults = {"num_cycles": 1, **cycles.PLAIN}
-    pure_function = staticmethod(curves.cosine_with_hard_restarts)
-    stock_keys = ("num_cycles",)
+    options = ("num_cycles", *cycles.PLAIN, "cycle_epochs", "epoch_steps")
+    defaults = {"num_cycles": 1, **cycles.PLAIN, "cycle_epochs": None, "epoch_steps": None}
 
     @classmethod
     def plain(cls, settings) -> bool:
-        return all(settings[key] == value for key, value in cycles.PLAIN.items())
+        return settings.get("cycle_epochs") is None and all(settings[key] == value for key, value in cycles.PLAIN.items())
+
+    @classmethod
+    def plain_stock(cls, settings) -> bool:
+        return cls.plain(settings)
+
+    @classmethod
+    def cycles_plan(cls, settings) -> tuple | None:
+        """The cycles of ``cycle_epochs`` (None without it): restarts on epoch boundaries."""
+        if settings.get("cycle_epochs") is None:
+            return None
+        if not settings.get("epoch_steps"):
+            raise options.OptionError(
+                "--lr_scheduler_cycle_epochs", settings["cycle_epochs"],
+                "a run whose epoch length is known: --max_train_epochs or a dataset (the preview: a dataset or --steps_per_epoch)",
+                "エポックの長さがわかる実行(--max_train_epochs かデータセット。プレビューではデータセットか --steps_per_epoch)",
+            )  # fmt: skip
+        return cycles.epoch_plan(
+            settings["num_warmup_steps"], settings["num_training_steps"], settings["epoch_steps"], settings["cycle_epochs"],
+            settings["num_cycles"], settings["cycle_mul"], settings["restart_warmup_steps"],
+        )  # fmt: skip
 
     @classmethod
     def check(cls, settings):
-        if cls.plain(settings):
-            cycles.check_cycles_fit(settings["num_training_steps"] - settings["num_warmup_steps"], settings["num_cycles"])
+        decay = settings["num_training_steps"] - settings["num_warmup_steps"]
+        by_epochs = cls.cycles_plan(settings)
+        if by_epochs is None:
+            cycles.check_cycles_fit(decay, settings["num_cycles"])
+            cycles.plan(decay, settings["num_cycles"], settings["cycle_mul"], settings["restart_warmup_steps"])
         else:
-            cycles.plan(
-                settings["num_training_steps"] - settings["num_warmup_steps"],
-                settings["num_cycles"],
-                settings["cycle_mul"],
-                settings["restart_warmup_steps"],
-            )
+            settings["num_cycles"] = len(by_epochs[1])  # the count the epochs give, as the settings say it
 
     @classmethod
-    def _shape(cls, settings, stock, cosine_over):
-        if cls.plain(settings):
-            return super()._shape(settings, stock, cosine_over)
+    def one_cycle(cls, settings, cosine_over) -> Callable[[int], Curve]:
+        return cosine_over
+
+    @classmethod
+    def restart_shape(cls, settings, cosine_over) -> Curve:
         return cycles.restart_curve(
-            cosine_over,
+            cls.one_cycle(settings, cosine_over),
             settings["min_value"],
             settings["num_warmup_steps"],
             settings["num_training_steps"],
@@ -155,7 +181,24 @@ class CosineWithRestartsFloorSpec(FloorSpec):
             cycle_mul=settings["cycle_mul"],
             restart_warmup=settings["restart_warmup_steps"],
             floor_mode=settings["floor_mode"],
+            cycles_plan=cls.cycles_plan(settings),
         )
+
+
+class CosineWithRestartsFloorSpec(RestartSpec):
+    """Floored cosine with hard restarts and the restart controls. With those at their defaults
+    it is exactly diffusers' cosine_with_restarts, floored."""
+
+    name = "cosine_with_restarts_floor"
+    base_name = "cosine_with_restarts"
+    pure_function = staticmethod(curves.cosine_with_hard_restarts)
+    stock_keys = ("num_cycles",)
+
+    @classmethod
+    def _shape(cls, settings, stock, cosine_over):
+        if cls.plain(settings):
+            return super()._shape(settings, stock, cosine_over)
+        return cls.restart_shape(settings, cosine_over)
 
 
 class PolynomialFloorSpec(FloorSpec):
@@ -175,7 +218,7 @@ class PolynomialFloorSpec(FloorSpec):
         return curves.polynomial(**kwargs, lr_init=1.0)
 
 
-class RexFloorSpec(FloorSpec):
+class RexFloorSpec(RestartSpec):
     """REX (Chen et al., MLSys 2022; musubi-tuner's ``rex``) with the floor: after sd-scripts'
     linear warmup, ``min + (1 - min) * z / (rex_alpha + rex_beta * z)`` over the decay, ``z`` the
     share still to come; and the restart controls of cosine_with_restarts_floor (num_cycles,
@@ -184,29 +227,17 @@ class RexFloorSpec(FloorSpec):
 
     name = "rex_floor"
     base_name = "rex"
-    options = ("num_cycles", *cycles.PLAIN, "rex_alpha", "rex_beta")
-    defaults = {"num_cycles": 1, **cycles.PLAIN, "rex_alpha": 0.1, "rex_beta": 0.9}
+    options = (*RestartSpec.options, "rex_alpha", "rex_beta")
+    defaults = {**RestartSpec.defaults, "rex_alpha": 0.1, "rex_beta": 0.9}
 
     @classmethod
-    def check(cls, settings):
-        decay = settings["num_training_steps"] - settings["num_warmup_steps"]
-        cycles.check_cycles_fit(decay, settings["num_cycles"])
-        cycles.plan(decay, settings["num_cycles"], settings["cycle_mul"], settings["restart_warmup_steps"])
+    def one_cycle(cls, settings, cosine_over):
+        alpha, beta = settings["rex_alpha"], settings["rex_beta"]
+        return lambda steps: curves.rex_over(steps, alpha, beta)
 
     @classmethod
     def _shape(cls, settings, stock, cosine_over):
-        alpha, beta = settings["rex_alpha"], settings["rex_beta"]
-        return cycles.restart_curve(
-            lambda steps: curves.rex_over(steps, alpha, beta),
-            settings["min_value"],
-            settings["num_warmup_steps"],
-            settings["num_training_steps"],
-            settings["num_cycles"],
-            cycle_decay=settings["cycle_decay"],
-            cycle_mul=settings["cycle_mul"],
-            restart_warmup=settings["restart_warmup_steps"],
-            floor_mode=settings["floor_mode"],
-        )
+        return cls.restart_shape(settings, cosine_over)
 
 
 SPECS: dict[str, type[FloorSpec]] = {
