@@ -45,6 +45,9 @@ def test_a_cycle_count_that_contradicts_the_epochs_names_both_flags():
     assert str(error.value).startswith(
         "--lr_scheduler_num_cycles: got 2; allowed: 3, the cycles that --lr_scheduler_cycle_epochs=2 gives over 5 epochs; or leave it out"
     )
+    for agreeing in (1, 3, 5):  # sd-scripts' default, the count itself, the kohya_ss GUI's empty "LR # cycles" (the epochs)
+        settings = CosineWithRestartsFloor.settings(num_training_steps=35, min_value=0.4, cycle_epochs=2, epoch_steps=7, num_cycles=agreeing)
+        assert settings["num_cycles"] == 3
 
 
 def preview(argv, tmp_path):

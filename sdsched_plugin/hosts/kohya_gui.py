@@ -17,6 +17,7 @@ comes from ``schedule.requested``, pure, and is drawn by ``hosts.svg``.
 
 from __future__ import annotations
 
+import dataclasses
 import argparse
 import logging
 import math
@@ -240,6 +241,8 @@ def schedule_of(values: dict) -> dict:
         if request.kind == arguments.OPTIMIZER:
             return {"note": request.note or f"{request.label}: the optimizer sets the LR / オプティマイザーが学習率を決めます"}
         label = request.label
+        if per_epoch and request.updates_per_epoch is None:  # --lr_scheduler_cycle_epochs in the extra arguments
+            request = dataclasses.replace(request, updates_per_epoch=per_epoch)
         settings, curve = requested.curve_of(request, 1, total)
     except (options.OptionError, registry.RegistryError, ValueError) as error:
         return {"note": str(error)}

@@ -104,11 +104,12 @@ def epoch_plan(
     cycle_mul: float, restart_warmup: int | float,
 ) -> tuple[list, list, list]:  # fmt: skip
     """``plan`` with every restart on an epoch's first step: cycle k starts at epoch
-    ``sum(lengths[:k])`` (the first one after the warmup). ``num_cycles`` other than 1 must be the
-    count the epochs give; where it is not, the error names both flags."""
+    ``sum(lengths[:k])`` (the first one after the warmup). ``num_cycles`` must be the count the
+    epochs give, 1 (sd-scripts' default) or the epoch count (what the kohya_ss GUI writes when its
+    "LR # cycles" is empty); where it is another, the error names both flags."""
     num_epochs = -(-num_training_steps // steps_per_epoch)
     epochs = epoch_cycle_lengths(num_epochs, cycle_epochs, cycle_mul)
-    if num_cycles not in (1, len(epochs)):
+    if num_cycles not in (1, len(epochs), num_epochs):
         raise OptionError(
             "--lr_scheduler_num_cycles",
             num_cycles,
