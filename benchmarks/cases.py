@@ -47,6 +47,15 @@ def pairs(total: int) -> dict[str, tuple]:
             lambda opt: ours.PolynomialFloor(opt, power=1.0, **floor),
             lambda opt: stock.get_polynomial_decay_schedule_with_warmup(opt, power=1.0, **steps),
         ),
+        # diffusers has no REX: against stock cosine, the schedule it would replace
+        "rex (vs stock cosine)": (
+            lambda opt: ours.RexFloor(opt, num_cycles=CYCLES, **floor),
+            lambda opt: stock.get_cosine_schedule_with_warmup(opt, **steps),
+        ),
+        "cosine_with_restarts + cycle_epochs (vs stock restarts)": (
+            lambda opt: ours.CosineWithRestartsFloor(opt, cycle_epochs=2, epoch_steps=max(1, total // 10), **floor),
+            lambda opt: stock.get_cosine_with_hard_restarts_schedule_with_warmup(opt, num_cycles=5, **steps),
+        ),
     }
 
 
