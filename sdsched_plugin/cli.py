@@ -451,6 +451,12 @@ def compute(argv: list[str]) -> dict:
     except (options.OptionError, registry.RegistryError) as error:
         read.parser.error(str(error))
     result = result_of(run, shown, warnings, read.read_by)
+    if run.count is not None and getattr(run.count, "datasets", None):
+        from .run import exposure  # the images of the counted run, placed in its updates
+
+        for entry in result["schedules"]:
+            if entry["multipliers"] is not None:
+                entry["exposure"] = exposure.exposure(run.count, entry["multipliers"])
     if resume is not None:
         result["resume"] = resume
     result["toml"] = saved.flags_of(args, steps=run.steps)
@@ -534,11 +540,27 @@ def render_text(result: dict) -> str:
     curves = [s for s in result["schedules"] if s["summary"] is not None]
     if curves:
         lines += ["", table(result, curves)]
+    exposed = [(schedule["label"], schedule["exposure"]) for schedule in curves if schedule.get("exposure")]
+    if exposed:
+        lines += ["", *exposure_lines(exposed)]
     if result.get("resume"):
         lines += ["", *resume_lines(result["resume"], result["groups"])]
     if result["warnings"]:
         lines += [""] + [f"warning: {text}" for text in result["warnings"]]
     return "\n".join(lines)
+
+
+def exposure_lines(exposed: list[tuple[str, dict]]) -> list[str]:
+    """The mean LR multiplier each training image meets, per schedule; the subsets of the first."""
+    lines = [f"exposure: the mean LR multiplier each training image meets ({exposed[0][1]['order']}) / 各画像が受ける学習率の平均倍率"]
+    for label, e in exposed:
+        lines.append(
+            f"  {label}: {e['images']} images, min {e['min']:.3f}, 5% {e['p5']:.3f}, median {e['median']:.3f}, max {e['max']:.3f};"
+            f" below 10% of peak {e['below_10pct']:.1%}, below 50% {e['below_50pct']:.1%}"
+        )
+    for subset in exposed[0][1]["subsets"] if len(exposed[0][1]["subsets"]) > 1 else []:
+        lines.append(f"    {subset['subset']} (x{subset['repeats']}): median {subset['median']:.3f}, below 10% {subset['below_10pct']:.1%}, below 50% {subset['below_50pct']:.1%}")
+    return lines
 
 
 def resume_lines(resume: dict, groups: list[str]) -> list[str]:
@@ -598,6 +620,8 @@ def to_json(result: dict, trace: bool = False) -> str:
         entry = {"label": s["label"], "settings": s["settings"]}
         if s["summary"] is not None:
             entry.update(s["summary"].to_dict())
+            if s.get("exposure"):
+                entry["exposure"] = s["exposure"]
             if trace:
                 entry["multipliers"] = s["multipliers"]
         out["schedules"].append(entry)
