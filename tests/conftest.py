@@ -116,6 +116,20 @@ def lr_trace(scheduler, optimizer, steps):
     return trace
 
 
+def resumed_and_original(cls, kwargs: dict, at: int, more: int):
+    """(LRs of a scheduler resumed at step ``at`` from the saved states, LRs of the original going
+    on): ``more`` steps each, two param groups, as accelerate's save_state / load_state do it."""
+    first = two_group_optimizer()
+    original = cls(first, **kwargs)
+    lr_trace(original, first, at)
+    again = two_group_optimizer()
+    resumed = cls(again, **kwargs)
+    again.load_state_dict(first.state_dict())
+    resumed.load_state_dict(original.state_dict())
+    assert resumed.sdsched == original.sdsched
+    return lr_trace(resumed, again, more), lr_trace(original, first, more)
+
+
 def host_env(**extra):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HOST_DIR), str(MUSUBI_DIR), env.get("PYTHONPATH")]))

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import SD_SCRIPTS_DIR, host_env, lr_trace, run_driver, two_group_optimizer
+from conftest import SD_SCRIPTS_DIR, host_env, resumed_and_original, run_driver
 from sdsched_plugin.schedulers import CosineWithRestartsFloor, RexFloor
 
 
@@ -85,12 +85,5 @@ def test_training_restarts_on_epochs_as_the_preview_shows(run, tmp_path):
 
 
 def test_a_resume_after_a_restart_goes_on_bit_for_bit():
-    kwargs = dict(num_training_steps=35, num_warmup_steps=3, min_value=0.4, cycle_epochs=2, epoch_steps=7)
-    first = two_group_optimizer()
-    original = CosineWithRestartsFloor(first, **kwargs)
-    lr_trace(original, first, 20)
-    again = two_group_optimizer()
-    resumed = CosineWithRestartsFloor(again, **kwargs)
-    again.load_state_dict(first.state_dict())
-    resumed.load_state_dict(original.state_dict())
-    assert resumed.sdsched == original.sdsched and lr_trace(resumed, again, 15) == lr_trace(original, first, 15)
+    resumed, original = resumed_and_original(CosineWithRestartsFloor, dict(num_training_steps=35, num_warmup_steps=3, min_value=0.4, cycle_epochs=2, epoch_steps=7), 20, 15)
+    assert resumed == original

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import MUSUBI_TUNER_DIR, host_env, lr_trace, two_group_optimizer
+from conftest import MUSUBI_TUNER_DIR, host_env, lr_trace, resumed_and_original, two_group_optimizer
 from sdsched_plugin.schedule import options, specs
 from sdsched_plugin.schedulers import RexFloor
 
@@ -70,14 +70,8 @@ def test_a_real_optimizer_and_a_resume_after_the_restart():
     trace = lr_trace(scheduler, optimizer, 84)
     for step, (unet, text_encoder) in enumerate(trace):
         assert (unet, text_encoder) == (pytest.approx(1e-3 * curve(step), rel=1e-15), pytest.approx(5e-4 * curve(step), rel=1e-15))
-    first = two_group_optimizer()
-    original = RexFloor(first, **kwargs)
-    lr_trace(original, first, 50)
-    resumed_optimizer = two_group_optimizer()
-    resumed = RexFloor(resumed_optimizer, **kwargs)
-    resumed_optimizer.load_state_dict(first.state_dict())
-    resumed.load_state_dict(original.state_dict())
-    assert lr_trace(resumed, resumed_optimizer, 34) == lr_trace(original, first, 34)
+    resumed, original = resumed_and_original(RexFloor, kwargs, 50, 34)
+    assert resumed == original
 
 
 def test_flags_toml_and_the_hook_form_through_sd_scripts(sd_parse, train_util, tmp_path):

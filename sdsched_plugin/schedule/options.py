@@ -48,6 +48,14 @@ def _number(flag: str, value: object, allowed_en: str, allowed_ja: str) -> float
     return number
 
 
+def _bounded(flag: str, value: object, allowed_en: str, allowed_ja: str, within: Callable[[float], bool]) -> float:
+    """A number for which ``within(number)`` holds; else the flag's one-line error."""
+    number = _number(flag, value, allowed_en, allowed_ja)
+    if not within(number):
+        raise OptionError(flag, value, allowed_en, allowed_ja)
+    return number
+
+
 def _whole(flag: str, value: object, minimum: int, allowed_en: str, allowed_ja: str) -> int:
     number = _number(flag, value, allowed_en, allowed_ja)
     if number != int(number) or number < minimum or (isinstance(value, str) and "." in value):
@@ -57,10 +65,7 @@ def _whole(flag: str, value: object, minimum: int, allowed_en: str, allowed_ja: 
 
 def min_value(value: object, flag: str = "--lr_scheduler_min_value") -> float:
     en, ja = "a number from 0 to 1, e.g. 0.5", "0 から 1 までの数値を指定してください(例: 0.5)"
-    number = _number(flag, value, en, ja)
-    if not 0.0 <= number <= 1.0:
-        raise OptionError(flag, value, en, ja)
-    return number
+    return _bounded(flag, value, en, ja, lambda number: 0.0 <= number <= 1.0)
 
 
 def num_cycles(value: object, flag: str = "--lr_scheduler_num_cycles") -> int:
@@ -69,10 +74,7 @@ def num_cycles(value: object, flag: str = "--lr_scheduler_num_cycles") -> int:
 
 def power(value: object, flag: str = "--lr_scheduler_power") -> float:
     en, ja = "a number > 0 (1 is linear)", "0 より大きい数値を指定してください(1 で linear と同じ)"
-    number = _number(flag, value, en, ja)
-    if number <= 0:
-        raise OptionError(flag, value, en, ja)
-    return number
+    return _bounded(flag, value, en, ja, lambda number: number > 0)
 
 
 def learning_rate(value: object, flag: str = "--learning_rate") -> float | None:
@@ -80,10 +82,7 @@ def learning_rate(value: object, flag: str = "--learning_rate") -> float | None:
     if value is None:
         return None
     en, ja = "a number >= 0", "0 以上の数値を指定してください"
-    number = _number(flag, value, en, ja)
-    if number < 0:
-        raise OptionError(flag, value, en, ja)
-    return number
+    return _bounded(flag, value, en, ja, lambda number: number >= 0)
 
 
 def step_count(value: object, flag: str) -> int:
@@ -129,18 +128,12 @@ def warmup(value: object, flag: str = "--lr_warmup_steps") -> int | float:
 
 def cycle_decay(value: object, flag: str = "--lr_scheduler_cycle_decay") -> float:
     en, ja = "a number > 0 and <= 1 (the peak of cycle k is max(floor, G**k))", "0 より大きく 1 以下の数値(k 番目の山は max(下限, G**k))"
-    number = _number(flag, value, en, ja)
-    if not 0.0 < number <= 1.0:
-        raise OptionError(flag, value, en, ja)
-    return number
+    return _bounded(flag, value, en, ja, lambda number: 0.0 < number <= 1.0)
 
 
 def cycle_mul(value: object, flag: str = "--lr_scheduler_cycle_mul") -> float:
     en, ja = "a number >= 1 (each cycle is C times as long as the one before)", "1 以上の数値(各サイクルの長さは前の C 倍)"
-    number = _number(flag, value, en, ja)
-    if number < 1.0:
-        raise OptionError(flag, value, en, ja)
-    return number
+    return _bounded(flag, value, en, ja, lambda number: number >= 1.0)
 
 
 def restart_warmup(value: object, flag: str = "--lr_scheduler_restart_warmup_steps") -> int | float:
@@ -166,18 +159,12 @@ def cycle_epochs(value: object, flag: str = "--lr_scheduler_cycle_epochs") -> in
 
 def rex_alpha(value: object, flag: str = "--lr_scheduler_args rex_alpha") -> float:
     en, ja = "a number > 0 (the constant of the REX factor z / (alpha + beta z); musubi-tuner's default 0.1)", "0 より大きい数値(REX の z / (alpha + beta z) の定数。既定 0.1)"
-    number = _number(flag, value, en, ja)
-    if number <= 0.0:
-        raise OptionError(flag, value, en, ja)
-    return number
+    return _bounded(flag, value, en, ja, lambda number: number > 0.0)
 
 
 def rex_beta(value: object, flag: str = "--lr_scheduler_args rex_beta") -> float:
     en, ja = "a number >= 0 (the weight of z in the REX factor z / (alpha + beta z); musubi-tuner's default 0.9)", "0 以上の数値(REX の z / (alpha + beta z) の z の係数。既定 0.9)"
-    number = _number(flag, value, en, ja)
-    if number < 0.0:
-        raise OptionError(flag, value, en, ja)
-    return number
+    return _bounded(flag, value, en, ja, lambda number: number >= 0.0)
 
 
 @dataclass(frozen=True)
