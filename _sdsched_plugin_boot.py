@@ -28,6 +28,9 @@ HOOKS = {
     # before musubi-tuner v0.3.0 this one module holds all three (v0.1.x: at the checkout's top)
     "musubi_tuner.hv_train_network": ("sdsched_plugin.hosts.musubi", "activate_hv_train_network"),
     "hv_train_network": ("sdsched_plugin.hosts.musubi", "activate_hv_train_network"),
+    # the metadata every musubi-tuner model is saved with (v0.1.x: a top-level utils package)
+    "musubi_tuner.utils.sai_model_spec": ("sdsched_plugin.hosts.musubi", "activate_sai_model_spec"),
+    "utils.sai_model_spec": ("sdsched_plugin.hosts.musubi", "activate_sai_model_spec"),
     # the kohya_ss GUI: its scheduler menu (every training tab), and v26's LECO / Anima LLLite tabs
     "kohya_gui.class_basic_training": ("sdsched_plugin.hosts.kohya_gui", "activate"),
     "kohya_gui.leco_gui": ("sdsched_plugin.hosts.kohya_gui", "activate_tab"),

@@ -228,3 +228,20 @@ def test_a_resume_outside_the_run_is_one_line(tmp_path):
         out = sdsched(["preview", *RUN[:6], "--max_train_steps=24", "--resume", value], tmp_path, SD_SCRIPTS_DIR=None, PYTHONPATH="")
         assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
         assert f"error: --resume: got '{value}'; {message}" in out.stderr.splitlines()[-1]
+
+
+def test_a_musubi_tuner_model_carries_the_schedule_too(tmp_path):
+    """musubi-tuner's trainers merge utils.sai_model_spec.build_metadata into every saved model:
+    the key joins there, and --from previews it."""
+    from conftest import MUSUBI_IS_NEW, MUSUBI_TUNER_DIR
+
+    if MUSUBI_TUNER_DIR is not None or not MUSUBI_IS_NEW:
+        pytest.skip("the stand-in's save path")
+    argv = ["--lr_scheduler", "rex_floor", "--lr_scheduler_min_value", "0.3", "--max_train_steps", "12", "--learning_rate", "1e-4"]
+    process, traces = run_driver([*argv, "--save_model", str(tmp_path / "m.safetensors")], env=host_env(TINY_HOST="musubi"))
+    assert process.returncode == 0, process.stderr[-3000:]
+    metadata = metadata_of(tmp_path / "m.safetensors")
+    assert json.loads(metadata[saved.KEY])["schedule"]["name"] == "rex_floor" and metadata["modelspec.architecture"] == "hv/lora"
+    out = sdsched(["preview", "--from", str(tmp_path / "m.safetensors"), "--json", "--trace"], tmp_path)
+    multipliers = json.loads(out.stdout)["schedules"][0]["multipliers"]
+    assert [step["lrs"][0] for step in traces[0]["trace"]] == pytest.approx([1e-4 * m for m in multipliers], rel=1e-12)

@@ -103,6 +103,18 @@ def old_layout_patches(module) -> list[patching.Patch]:
     ]
 
 
+def activate_sai_model_spec(module) -> bool:
+    """The startup hook's entry for musubi-tuner's ``utils.sai_model_spec``: every model its
+    trainers save merges ``build_metadata(...)`` into its metadata, where the schedule joins. A
+    module that is not musubi-tuner's (the name ``utils`` is generic) is left alone, silently:
+    the schedules work all the same."""
+    for params in (("state_dict", "architecture", "timestamp"), ("state_dict", "timestamp")):  # v0.2.0 on; v0.1.x
+        patch = patching.Patch(module, "build_metadata", params, patching.add_schedule_to_metadata, prefix=True)
+        if patch.mismatch() is None:
+            return patching.install([patch], "musubi-tuner's sai_model_spec")
+    return False
+
+
 def activate_hv_train_network(module) -> bool:
     """The startup hook's entry for ``hv_train_network`` / ``musubi_tuner.hv_train_network``
     (or its ``__main__``): patch the old layout; from v0.3.0, check that the ``training``

@@ -127,10 +127,18 @@ def add_schedule_to_metadata(original, *args, **kwargs):
     path merges into the file's metadata): our key joins, beside sd-scripts' own keys, when this
     process built a schedule of ours; not with --no_metadata."""
     metadata = original(*args, **kwargs)
-    train_args = kwargs.get("args", args[1] if len(args) > 1 else None)
-    if _built and isinstance(metadata, dict) and not getattr(train_args, "no_metadata", False):
+    if _built and isinstance(metadata, dict) and not _no_metadata(args, kwargs):
         metadata[saved.KEY] = _built[0]
     return metadata
+
+
+def _no_metadata(args, kwargs) -> bool:
+    """--no_metadata, from the builder's own ``args`` (sd-scripts passes them), else from the
+    arguments this process read (musubi-tuner's builder takes none)."""
+    train_args = kwargs.get("args", args[1] if len(args) > 1 and hasattr(args[1], "__dict__") else None)
+    if train_args is None and _last_read:
+        train_args = _last_read[0]
+    return bool(getattr(train_args, "no_metadata", False))
 
 
 def add_schedule_to_metadata_object(original, *args, **kwargs):
@@ -138,8 +146,7 @@ def add_schedule_to_metadata_object(original, *args, **kwargs):
     turns the object into the metadata with ``to_metadata_dict()``: the object's class becomes a
     subclass whose ``to_metadata_dict`` adds our key (a field would be prefixed "modelspec.")."""
     spec = original(*args, **kwargs)
-    train_args = kwargs.get("args", args[1] if len(args) > 1 else None)
-    if _built and hasattr(spec, "to_metadata_dict") and not getattr(train_args, "no_metadata", False):
+    if _built and hasattr(spec, "to_metadata_dict") and not _no_metadata(args, kwargs):
         record, base = _built[0], type(spec)
 
         class WithSchedule(base):

@@ -95,6 +95,10 @@ def save_model(path, model, args, num_batches_per_epoch: int):
     metadata = {key: str(value) for key, value in metadata.items()}
     if not MUSUBI:
         metadata.update(train_util.get_sai_model_spec(None, args, False, True, False))
+    else:  # musubi-tuner's trainers: sai_model_spec.build_metadata(None, architecture, time, title, ...)
+        from musubi_tuner.utils import sai_model_spec
+
+        metadata.update(sai_model_spec.build_metadata(None, "hv", time.time(), getattr(args, "output_name", None)))
     save_file({name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}, path, metadata)
 
 
