@@ -16,12 +16,12 @@ optimizer update, so ``multiplier[k] = curve(k * num_processes)``.
 from __future__ import annotations
 
 import argparse
-import math
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from ..run import param_groups as _param_groups
-from ..schedule import arguments, options, registry, stock
+from ..schedule import arguments, custom, options, registry, stock
 from ..schedule.requested import curve_of
 from . import stats
 
@@ -204,6 +204,10 @@ def warnings_of(args, run: Run, shown: list[Schedule]) -> list[str]:
                 else f"with no warmup and a cycle count that divides the {run.epochs} epochs, each restart falls on an epoch boundary"
             )
             found.append(f"restarts fall inside epochs: {where}; {cure} / リスタートがエポックの途中にあります({where})")
+    if "class" in main.settings:  # a custom --lr_scheduler_type class: its period against the run
+        kwargs = {key: value for key, value in main.settings.items() if key != "class"}
+        period = custom.period_warning(main.settings["class"], kwargs, run.steps * run.num_processes, run.num_processes)
+        found += [period] if period else []
     cycles = getattr(args, "lr_scheduler_num_cycles", None)
     epochs = getattr(args, "max_train_epochs", None)
     if epochs and cycles == epochs and epochs > 1 and "restarts" in str(main.settings.get("name", args.lr_scheduler)):

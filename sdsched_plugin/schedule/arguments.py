@@ -232,7 +232,10 @@ def read_schedule(args, pure: bool = False) -> Request:
         _warn_not_floored(min_value, f"--lr_scheduler_type={scheduler_type}", args)
         if pure and scheduler_type.startswith(DOTTED_PREFIX):
             return _dotted(scheduler_type, tokens)
-        return Request(None, {}, kind=CUSTOM, label=label)
+        return Request(
+            None, {"tokens": list(tokens)}, kind=CUSTOM, label=label, lr_warmup_steps=_value(args, "lr_warmup_steps", options.warmup) or 0,
+            max_train_steps=_value(args, "max_train_steps", options.training_steps), steps_known=getattr(args, "max_train_epochs", None) is None,
+        )  # fmt: skip
     elif name in FLOORED_STOCK_NAMES and (min_value is not None or "min_value" in keys):
         cls = lookup(name + "_floor", "--lr_scheduler")
         label = f"{name} (floored)"
@@ -453,11 +456,15 @@ def check_epoch_run(args, batches: int) -> Request | None:
     """The checks that need the epochs of the run, once the dataset group's length (``batches``,
     every process's batches of one epoch) is known: an epoch-based run's step count, and
     --lr_scheduler_cycle_epochs (a step-based run too)."""
-    request = read_request(args)
-    if request is None:
-        return None
+    request = read_schedule(args)
     accumulation = options.training_steps(getattr(args, "gradient_accumulation_steps", 1) or 1, "--gradient_accumulation_steps")
     from .steps import run_steps  # sd-scripts' arithmetic, in one place
+
+    if request.kind == CUSTOM and getattr(args, "max_train_epochs", None) is not None:
+        check_custom(request, run_steps(batches, world_size(), accumulation, options.training_steps(args.max_train_epochs, "--max_train_epochs"))[2])
+        return None
+    if request.kind != FLOORED:
+        return None
 
     epochs = getattr(args, "max_train_epochs", None)
     if epochs is None:
@@ -477,7 +484,30 @@ def check_args(args) -> Request | None:
     """Everything that can be checked before the model loads; the total step count is only
     known here when given as --max_train_steps (with --max_train_epochs the host computes it
     later, and the scheduler's constructor checks it then)."""
-    request = read_request(args)
-    if request is not None:
-        request.check(world_size())
+    request = read_schedule(args)
+    if request.kind == CUSTOM:
+        check_custom(request, request.max_train_steps if request.steps_known else None)
+        return None
+    if request.kind != FLOORED:
+        return None
+    request.check(world_size())
     return request
+
+
+def check_custom(request: Request, updates: int | None) -> None:
+    """A custom --lr_scheduler_type class: sd-scripts refuses a warmup for it, but only after loading
+    the model (a traceback): refused here, before. Where the run's length is known, one warning
+    when the class's period does not match it (``custom.period_warning``)."""
+    from . import custom
+
+    if request.lr_warmup_steps:
+        raise options.OptionError(
+            "--lr_warmup_steps", request.lr_warmup_steps,
+            f"0 with --lr_scheduler_type={request.label}: sd-scripts gives a custom class no warmup and stops on one after loading the model",
+            f"--lr_scheduler_type={request.label} では 0(sd-scripts はカスタムクラスにウォームアップを渡さず、モデル読み込み後に止まります)",
+        )  # fmt: skip
+    if updates:
+        kwargs = custom.kwargs_of(request.values.get("tokens", []))
+        warning = custom.period_warning(request.label, kwargs, updates * world_size(), world_size())
+        if warning:
+            warn_once(f"sdsched-plugin: {warning}")

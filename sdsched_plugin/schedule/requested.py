@@ -18,6 +18,12 @@ def curve_of(request: arguments.Request, num_processes: int, total: int):
         return settings, request.cls.pure_curve(settings)
     if request.kind == arguments.STOCK:
         return stock.sd_scripts_stock(request.label, num_training_steps=total * num_processes, **request.stock)
+    if request.kind == arguments.CUSTOM:  # built as sd-scripts builds it, and stepped: imports torch
+        from . import custom
+
+        kwargs = custom.kwargs_of(request.values.get("tokens", []))
+        values = custom.multipliers(request.label, kwargs, 2 * total * num_processes)  # past the end too (a resumed run)
+        return {"class": request.label, **kwargs}, lambda step: values[min(step, len(values) - 1)] if values else 0.0
     raise options.OptionError(
         "--lr_scheduler_type",
         request.label,
