@@ -476,7 +476,8 @@ def result_of(run: preview.Run, shown: list, warnings: list[str], source: str) -
         "dataset": dataset_json(count),
         "warnings": warnings,
         "schedules": [
-            {"label": s.label, "settings": s.settings, "summary": s.summary, "multipliers": s.multipliers} for s in shown
+            {"label": s.label, "settings": s.settings, "summary": s.summary, "multipliers": s.multipliers,
+             **({"group_multipliers": s.group_multipliers} if s.group_multipliers else {})} for s in shown  # fmt: skip
         ],
     }
 
@@ -624,6 +625,8 @@ def to_json(result: dict, trace: bool = False) -> str:
                 entry["exposure"] = s["exposure"]
             if trace:
                 entry["multipliers"] = s["multipliers"]
+                if s.get("group_multipliers"):
+                    entry["group_multipliers"] = s["group_multipliers"]
         out["schedules"].append(entry)
     return json.dumps(out, indent=2)
 

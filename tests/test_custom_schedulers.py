@@ -85,3 +85,21 @@ def test_arguments_are_read_as_sd_scripts_reads_them():
     assert custom.kwargs_of(["T_max=10", "eta_min=1e-6", "verbose=False"]) == {"T_max": 10, "eta_min": 1e-6, "verbose": False}
     with pytest.raises(ValueError, match="--lr_scheduler_args: got 'T_max'"):
         custom.kwargs_of(["T_max"])
+
+
+def test_absolute_lrs_in_the_arguments_give_each_group_its_own_multipliers(tmp_path):
+    """eta_min is an LR, not a ratio: with a text encoder at 5e-5 and a U-Net at 1e-4 the two groups'
+    multipliers differ, and --json --trace gives each, equal to torch stepping both groups."""
+    out = preview(["--lr_scheduler_type=CosineAnnealingLR", "--lr_scheduler_args", "T_max=30", "eta_min=1e-5", "--max_train_steps=30",
+                   "--unet_lr=1e-4", "--text_encoder_lr=5e-5", "--json", "--trace"], tmp_path)  # fmt: skip
+    result = json.loads(out.stdout)
+    groups = result["schedules"][0]["group_multipliers"]
+    optimizer = torch.optim.SGD([{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr} for lr in result["lrs"]], lr=1.0)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=30, eta_min=1e-5)
+    for step in range(30):
+        for group, lr, multipliers in zip(optimizer.param_groups, result["lrs"], groups):
+            assert group["lr"] == pytest.approx(lr * multipliers[step], rel=1e-12)
+        optimizer.step()
+        scheduler.step()
+    assert groups[0] != groups[1] and result["schedules"][0]["multipliers"] == groups[0]
+    assert any(warning.startswith("CosineAnnealingLR takes absolute LRs (eta_min)") for warning in result["warnings"])

@@ -79,6 +79,7 @@ class Schedule:
     summary: stats.Summary | None = None
     curve: object = None  # scheduler step -> multiplier, past the run's end too (a resumed run can go there)
     stock_curve: object = None  # a floored name's curve without the floor: what sd-scripts alone would run
+    group_multipliers: list | None = None  # a custom class with absolute LRs: per group (``multipliers`` is the first's)
 
 
 def variants(args, compare: str | None) -> list[tuple[str | None, set[str], argparse.Namespace]]:
@@ -166,12 +167,16 @@ def schedule_of(request: arguments.Request, run: Run, entry: str | None = None) 
         return Schedule(label, {"note": request.note}, None)
     if request.updates_per_epoch is None and run.steps_per_epoch:
         request = dataclasses.replace(request, updates_per_epoch=run.steps_per_epoch)
-    settings, curve = curve_of(request, run.num_processes, run.steps)
+    settings, curve = curve_of(request, run.num_processes, run.steps, [lr for _, lr in run.groups])
+    group_curves = settings.pop("group_curves", None)
     multipliers = [float(curve(k * run.num_processes)) for k in range(run.steps)]
     stock_curve = None
     if request.kind == arguments.FLOORED and getattr(request.cls, "pure_function", None) is not None and request.cls.plain_stock(settings):
         stock_curve = request.cls.pure_stock(settings)
-    return Schedule(label, settings, multipliers, stats.summarize(multipliers, run.steps_per_epoch), curve, stock_curve)
+    schedule = Schedule(label, settings, multipliers, stats.summarize(multipliers, run.steps_per_epoch), curve, stock_curve)
+    if group_curves:  # a custom class with absolute LRs: each group's own multipliers
+        schedule.group_multipliers = [[float(c(k * run.num_processes)) for k in range(run.steps)] for c in group_curves]
+    return schedule
 
 
 def schedules(args, run: Run, compare: str | None = None) -> list[Schedule]:
@@ -208,6 +213,12 @@ def warnings_of(args, run: Run, shown: list[Schedule]) -> list[str]:
         kwargs = {key: value for key, value in main.settings.items() if key != "class"}
         period = custom.period_warning(main.settings["class"], kwargs, run.steps * run.num_processes, run.num_processes)
         found += [period] if period else []
+        if main.group_multipliers:
+            found.append(
+                f"{main.settings['class']} takes absolute LRs ({', '.join(k for k in kwargs if k in custom.ABSOLUTE)}): each param group's"
+                " multiplier differs; the table and the plot show the first group's, --json --trace gives every group's"
+                " (group_multipliers) / 絶対値の学習率を取るクラスのため、グループごとに倍率が異なります"
+            )
     cycles = getattr(args, "lr_scheduler_num_cycles", None)
     epochs = getattr(args, "max_train_epochs", None)
     if epochs and cycles == epochs and epochs > 1 and "restarts" in str(main.settings.get("name", args.lr_scheduler)):

@@ -24,6 +24,10 @@ PERIODS = {
 }
 
 
+# arguments that are LRs, not ratios: with them the groups' multipliers differ
+ABSOLUTE = ("eta_min", "max_lr", "base_lr", "min_lr")
+
+
 def kwargs_of(tokens: list) -> dict:
     """``--lr_scheduler_args`` as sd-scripts reads them for a custom class: ``key=value``, the value
     through ``ast.literal_eval``."""
@@ -65,10 +69,11 @@ def period_warning(scheduler_type: str, kwargs: dict, scheduler_steps: int, proc
     )
 
 
-def multipliers(scheduler_type: str, kwargs: dict, scheduler_steps: int) -> list[float]:
+def multipliers(scheduler_type: str, kwargs: dict, scheduler_steps: int, base_lrs: list[float] | None = None) -> list[list[float]]:
     """The class built as sd-scripts builds it (a plain name from ``torch.optim.lr_scheduler``, else
-    the dotted path imported), on an optimizer whose one group has LR 1.0, stepped ``scheduler_steps``
-    times: the LR of every scheduler step, which is the multiplier of a group's own LR."""
+    the dotted path imported), on an optimizer with one group per base LR (the run's param groups),
+    stepped ``scheduler_steps`` times: per group, its LR at every scheduler step over its base LR.
+    The groups' lists differ where the class takes absolute LRs (``eta_min``, ``max_lr``)."""
     import importlib
 
     import torch
@@ -78,15 +83,17 @@ def multipliers(scheduler_type: str, kwargs: dict, scheduler_steps: int) -> list
     cls = getattr(module, name, None)
     if cls is None:
         raise OptionError("--lr_scheduler_type", scheduler_type, f"a class in {module.__name__}", f"{module.__name__} のクラスを指定してください")
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    bases = [float(lr) for lr in (base_lrs or [1.0])]
+    optimizer = torch.optim.SGD([{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr} for lr in bases], lr=bases[0])
     try:
         scheduler = cls(optimizer, **kwargs)
     except (TypeError, ValueError) as error:
         raise OptionError("--lr_scheduler_args", " ".join(f"{k}={v}" for k, v in kwargs.items()), f"the arguments {name} takes ({error})",
                           f"{name} が受け付ける引数を指定してください({error})") from None  # fmt: skip
-    values = []
+    values = [[] for _ in bases]
     for _ in range(scheduler_steps):
-        values.append(optimizer.param_groups[0]["lr"])
+        for group, base, out in zip(optimizer.param_groups, bases, values):
+            out.append(group["lr"] / base if base else 0.0)
         optimizer.step()
         try:
             scheduler.step()

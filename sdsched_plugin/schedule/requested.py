@@ -11,8 +11,11 @@ from __future__ import annotations
 from . import arguments, options, stock
 
 
-def curve_of(request: arguments.Request, num_processes: int, total: int):
-    """(settings, step -> multiplier in scheduler steps) of a schedule that has a curve."""
+def curve_of(request: arguments.Request, num_processes: int, total: int, base_lrs: list[float] | None = None):
+    """(settings, step -> multiplier in scheduler steps) of a schedule that has a curve. A custom
+    class is stepped with the groups' ``base_lrs``; where its multipliers differ by group (absolute
+    LRs in its arguments), ``settings["group_curves"]`` holds each group's curve and the curve is the
+    first group's."""
     if request.kind in (arguments.FLOORED, arguments.DOTTED):
         settings = request.cls.settings(**request.kwargs(num_processes))
         return settings, request.cls.pure_curve(settings)
@@ -22,8 +25,12 @@ def curve_of(request: arguments.Request, num_processes: int, total: int):
         from . import custom
 
         kwargs = custom.kwargs_of(request.values.get("tokens", []))
-        values = custom.multipliers(request.label, kwargs, 2 * total * num_processes)  # past the end too (a resumed run)
-        return {"class": request.label, **kwargs}, lambda step: values[min(step, len(values) - 1)] if values else 0.0
+        groups = custom.multipliers(request.label, kwargs, 2 * total * num_processes, base_lrs)  # past the end too (a resumed run)
+        curves = [lambda step, values=values: values[min(step, len(values) - 1)] if values else 0.0 for values in groups]
+        settings = {"class": request.label, **kwargs}
+        if any(values != groups[0] for values in groups[1:]):
+            settings["group_curves"] = curves
+        return settings, curves[0]
     raise options.OptionError(
         "--lr_scheduler_type",
         request.label,
