@@ -91,7 +91,7 @@ def test_absolute_lrs_in_the_arguments_give_each_group_its_own_multipliers(tmp_p
     """eta_min is an LR, not a ratio: with a text encoder at 5e-5 and a U-Net at 1e-4 the two groups'
     multipliers differ, and --json --trace gives each, equal to torch stepping both groups."""
     out = preview(["--lr_scheduler_type=CosineAnnealingLR", "--lr_scheduler_args", "T_max=30", "eta_min=1e-5", "--max_train_steps=30",
-                   "--unet_lr=1e-4", "--text_encoder_lr=5e-5", "--json", "--trace"], tmp_path)  # fmt: skip
+                   "--unet_lr=1e-4", "--text_encoder_lr=5e-5", "--network_module=networks.lora", "--json", "--trace"], tmp_path)  # fmt: skip
     result = json.loads(out.stdout)
     groups = result["schedules"][0]["group_multipliers"]
     optimizer = torch.optim.SGD([{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr} for lr in result["lrs"]], lr=1.0)

@@ -110,7 +110,8 @@ def test_the_preview_draws_it_without_torch(tmp_path):
         " '--max_train_steps=100', '--lr_warmup_steps=10'])\n"
         "print(json.dumps([json.loads(out.getvalue())['schedules'][0]['multipliers'], 'torch' in sys.modules]))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=host_env(PYTHONPATH=""), cwd=tmp_path, timeout=300)
+    env = {key: value for key, value in host_env(PYTHONPATH="").items() if key != "SD_SCRIPTS_DIR"}  # sdsched's own reading
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     multipliers, torch_loaded = json.loads(out.stdout)
     assert not torch_loaded
     curve = RexFloor.curve(RexFloor.settings(num_training_steps=100, num_warmup_steps=10, min_value=0.3))
