@@ -57,6 +57,12 @@ def check_after_reading_config(original, args, parser):
     return args
 
 
+def training_args():
+    """The arguments read_config_from_file returned last in this process (a training run), or None:
+    the preview reads a command without training it and forgets them."""
+    return _last_read[0] if _last_read else None
+
+
 def forget_read_arguments() -> None:
     """The preview reads a training command without training it: its own dataset count must not
     be checked as a run of this process."""
@@ -136,8 +142,8 @@ def _no_metadata(args, kwargs) -> bool:
     """--no_metadata, from the builder's own ``args`` (sd-scripts passes them), else from the
     arguments this process read (musubi-tuner's builder takes none)."""
     train_args = kwargs.get("args", args[1] if len(args) > 1 and hasattr(args[1], "__dict__") else None)
-    if train_args is None and _last_read:
-        train_args = _last_read[0]
+    if train_args is None:
+        train_args = training_args()
     return bool(getattr(train_args, "no_metadata", False))
 
 

@@ -92,7 +92,7 @@ class raising_to_caller:
 def _fail(error: DatasetError):
     """In training (the arguments were read by the patched read_config_from_file): the line and
     exit 2, no traceback, the model not loaded. Elsewhere (the preview): raise it."""
-    if _to_caller or not patching._last_read:
+    if _to_caller or patching.training_args() is None:
         raise error
     prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "sd-scripts"
     print(f"{prog}: error: {error}", file=sys.stderr)
@@ -317,8 +317,8 @@ def named_dataset_errors(original, *args, **kwargs):
     named (``DatasetError``) instead of ending in a traceback or a run without data; then the
     epoch check of ``patching.check_after_dataset``."""
     try:
-        if patching._last_read and not _to_caller:
-            check_folders(patching._last_read[0])
+        if patching.training_args() is not None and not _to_caller:
+            check_folders(patching.training_args())
         result = patching.check_after_dataset(original, *args, **kwargs)
         check_group(result[0] if isinstance(result, tuple) else result)
         return result
