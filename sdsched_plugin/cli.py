@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .schedule import arguments, cycles, options, registry, saved
+from .schedule import arguments, cycles, options, registry, saved, text_encoder
 from .run import command, dataset_config
 from .commands import preview
 
@@ -534,9 +534,11 @@ def render_text(result: dict) -> str:
             lines += ["", f"== {schedule['label']}: {schedule['settings']['note']}"]
             continue
         lines += ["", f"== {schedule['label']}  ({describe(schedule['settings'])})"]
+        if text_encoder.asked(schedule["settings"]) and schedule["settings"].get("te_groups"):
+            lines.append("  " + text_encoder.describe(schedule["settings"], result["num_processes"], per_epoch, result["groups"]))
         lines.append(f"  {'step':>8} {'epoch':>6}  {'':12} {'multiplier':>10}  LR ({', '.join(result['groups'])})")
         for key in summary.key_steps:
-            lr_text = ", ".join(f"{lr * key.multiplier:.3e}" for lr in lrs)
+            lr_text = ", ".join(f"{lr * m:.3e}" for lr, m in zip(lrs, group_multipliers_at(schedule, key.step, len(lrs))))
             lines.append(f"  {key.step:>8} {_epoch_of(key.step, per_epoch):>6}  {key.label:12} {key.multiplier:>10.4f}  {lr_text}")
     curves = [s for s in result["schedules"] if s["summary"] is not None]
     if curves:
@@ -594,6 +596,22 @@ def resume_lines(resume: dict, groups: list[str]) -> list[str]:
     return lines
 
 
+def group_multipliers_at(schedule: dict, step: int, groups: int) -> list[float]:
+    """Each group's multiplier at ``step``: its own where the groups differ (``group_multipliers``)."""
+    if schedule.get("group_multipliers"):
+        return [values[step] for values in schedule["group_multipliers"]]
+    return [schedule["multipliers"][step]] * groups
+
+
+def epoch_mean_lrs(schedule: dict, epoch: int, result: dict) -> list[str]:
+    """Each group's mean LR in ``epoch``, from its own multipliers where the groups differ."""
+    if not schedule.get("group_multipliers"):
+        return [f"{lr * schedule['summary'].epoch_means[epoch]:.3e}" for lr in result["lrs"]]
+    per_epoch = result["steps_per_epoch"] or result["steps"]
+    spans = [values[epoch * per_epoch : (epoch + 1) * per_epoch] for values in schedule["group_multipliers"]]
+    return [f"{lr * sum(span) / len(span):.3e}" for lr, span in zip(result["lrs"], spans)]
+
+
 def table(result: dict, schedules: list[dict]) -> str:
     """The comparison table: one column per schedule; the epoch rows give each group's mean LR."""
     rows = [
@@ -603,9 +621,7 @@ def table(result: dict, schedules: list[dict]) -> str:
         ("final multiplier", [f"{s['multipliers'][-1]:.4f}" for s in schedules]),
     ]
     for epoch in range(max(len(s["summary"].epoch_means) for s in schedules)):
-        rows.append(
-            (f"epoch {epoch + 1} mean LR", [" / ".join(f"{lr * s['summary'].epoch_means[epoch]:.3e}" for lr in result["lrs"]) for s in schedules])
-        )
+        rows.append((f"epoch {epoch + 1} mean LR", [" / ".join(epoch_mean_lrs(s, epoch, result)) for s in schedules]))
     width = max(len(name) for name, _ in rows)
     columns = [max(len(s["label"]), *(len(values[i]) for _, values in rows)) for i, s in enumerate(schedules)]
     header = " " * width + "  " + "  ".join(s["label"].rjust(w) for s, w in zip(schedules, columns))
@@ -621,6 +637,8 @@ def to_json(result: dict, trace: bool = False) -> str:
         entry = {"label": s["label"], "settings": s["settings"]}
         if s["summary"] is not None:
             entry.update(s["summary"].to_dict())
+            if text_encoder.asked(s["settings"]):
+                entry["text_encoder"] = text_encoder.summary(s["settings"], result["num_processes"], result["steps_per_epoch"], result["groups"])
             if s.get("exposure"):
                 entry["exposure"] = s["exposure"]
             if trace:

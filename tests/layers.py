@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 # Bottom to top. A module may import from its own layer (where the order inside it says so) and
 # from the layers below it, never from above. Inside ``schedule`` the order is the order below too.
 LAYERS = (
-    ("schedule: pure", ("schedule", "schedule.options", "schedule.floor", "schedule.cycles", "schedule.curves", "schedule.custom",
+    ("schedule: pure", ("schedule", "schedule.options", "schedule.param_groups", "schedule.floor",
+                        "schedule.text_encoder", "schedule.cycles", "schedule.curves", "schedule.custom",
                         "schedule.stock", "schedule.specs", "schedule.steps")),
     ("schedule: torch", ("schedule.schedulers",)),
     ("schedule: registry", ("schedule.registry",)),

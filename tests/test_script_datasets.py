@@ -19,7 +19,7 @@ import pytest
 from conftest import SD_SCRIPTS_DIR, clip_tokenizer_cache, host_env
 from sdsched_plugin.hosts import patching
 from sdsched_plugin.hosts import sd_scripts as host
-from sdsched_plugin.run import param_groups
+from sdsched_plugin.schedule import param_groups
 from sdsched_plugin.run import sd_scripts as run_sd
 from sdsched_plugin.schedule.options import OptionError
 

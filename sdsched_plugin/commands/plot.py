@@ -99,8 +99,9 @@ def figure_of(result: dict, size: str):
 
     # the first schedule (the one asked for) is drawn last, on top of the ones it is compared with
     for i, schedule in reversed(list(enumerate(result["schedules"]))):
-        multipliers = schedule["multipliers"]
         for g, lr in enumerate(lrs):
+            # each group's own multipliers where they differ (the text encoder's schedule, a custom class's absolute LRs)
+            multipliers = (schedule.get("group_multipliers") or [schedule["multipliers"]] * len(lrs))[g]
             axes.plot(
                 range(len(multipliers)),
                 [lr * m for m in multipliers],

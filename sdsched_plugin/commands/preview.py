@@ -20,8 +20,8 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from ..run import param_groups as _param_groups
-from ..schedule import arguments, custom, options, registry, stock
+from ..schedule import param_groups as _param_groups
+from ..schedule import arguments, custom, options, registry, stock, text_encoder
 from ..schedule.requested import curve_of
 from . import stats
 
@@ -67,7 +67,7 @@ def run_of(args, num_processes: int, count=None, steps_per_epoch: int | None = N
 def param_groups(args) -> list[tuple[str, float]]:
     """(name, base LR) of each param group in the order the training script builds them: a
     LoRA's text encoder and U-Net groups with LoRA+, train_db.py's / fine_tune.py's /
-    sdxl_train.py's text encoder and U-Net groups, ... (``run.param_groups``)."""
+    sdxl_train.py's text encoder and U-Net groups, ... (``schedule.param_groups``)."""
     return _param_groups.param_groups(args)
 
 
@@ -79,7 +79,9 @@ class Schedule:
     summary: stats.Summary | None = None
     curve: object = None  # scheduler step -> multiplier, past the run's end too (a resumed run can go there)
     stock_curve: object = None  # a floored name's curve without the floor: what sd-scripts alone would run
-    group_multipliers: list | None = None  # a custom class with absolute LRs: per group (``multipliers`` is the first's)
+    # per group, where they differ: a custom class with absolute LRs (``multipliers`` is the first's), the text
+    # encoder on its own schedule (``multipliers`` is the U-Net's)
+    group_multipliers: list | None = None
 
 
 def variants(args, compare: str | None) -> list[tuple[str | None, set[str], argparse.Namespace]]:
@@ -167,6 +169,8 @@ def schedule_of(request: arguments.Request, run: Run, entry: str | None = None) 
         return Schedule(label, {"note": request.note}, None)
     if request.updates_per_epoch is None and run.steps_per_epoch:
         request = dataclasses.replace(request, updates_per_epoch=run.steps_per_epoch)
+    if request.kind == arguments.FLOORED and text_encoder.asked(request.values) and request.te_groups is None:
+        request = dataclasses.replace(request, te_groups=text_encoder.group_indices([name for name, _ in run.groups]))
     settings, curve = curve_of(request, run.num_processes, run.steps, [lr for _, lr in run.groups])
     group_curves = settings.pop("group_curves", None)
     multipliers = [float(curve(k * run.num_processes)) for k in range(run.steps)]
@@ -174,7 +178,7 @@ def schedule_of(request: arguments.Request, run: Run, entry: str | None = None) 
     if request.kind == arguments.FLOORED and getattr(request.cls, "pure_function", None) is not None and request.cls.plain_stock(settings):
         stock_curve = request.cls.pure_stock(settings)
     schedule = Schedule(label, settings, multipliers, stats.summarize(multipliers, run.steps_per_epoch), curve, stock_curve)
-    if group_curves:  # a custom class with absolute LRs: each group's own multipliers
+    if group_curves:  # a custom class with absolute LRs, the text encoder on its own schedule: each group's multipliers
         schedule.group_multipliers = [[float(c(k * run.num_processes)) for k in range(run.steps)] for c in group_curves]
     return schedule
 
@@ -219,6 +223,8 @@ def warnings_of(args, run: Run, shown: list[Schedule]) -> list[str]:
                 " multiplier differs; the table and the plot show the first group's, --json --trace gives every group's"
                 " (group_multipliers) / 絶対値の学習率を取るクラスのため、グループごとに倍率が異なります"
             )
+    if text_encoder.asked(main.settings) and not main.settings.get("te_groups"):
+        found.append(text_encoder.describe(main.settings))  # no group trains a text encoder: its flags do nothing
     cycles = getattr(args, "lr_scheduler_num_cycles", None)
     epochs = getattr(args, "max_train_epochs", None)
     if epochs and cycles == epochs and epochs > 1 and "restarts" in str(main.settings.get("name", args.lr_scheduler)):

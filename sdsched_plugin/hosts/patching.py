@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable
 
-from ..schedule import arguments, options, saved
+from ..schedule import arguments, options, param_groups, saved, text_encoder
 
 logger = logging.getLogger("sdsched_plugin")
 
@@ -95,16 +95,60 @@ def build_or_delegate(original, args, optimizer, num_processes):
     if request.waits_for_epochs():
         request = dataclasses.replace(request, updates_per_epoch=updates_per_epoch(args, num_processes))
     try:
+        if text_encoder.asked(request.values):
+            request = dataclasses.replace(request, te_groups=text_encoder_groups(args, optimizer))
         scheduler = request.build(optimizer, num_processes)
     except options.OptionError as error:  # what needed the epochs: known only now where no dataset hook ran
         prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "sdsched-plugin"
         print(f"{prog}: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     logger.info(f"sdsched-plugin: {scheduler.sdsched}")
+    if text_encoder.asked(scheduler.sdsched):
+        logger.info(f"sdsched-plugin: {text_encoder.describe(scheduler.sdsched, num_processes, request.updates_per_epoch)}")
     from .. import __version__
 
     _built[:] = [saved.record_of(args, scheduler.sdsched, num_processes, __version__)]
     return scheduler
+
+
+def group_names(args, optimizer) -> list[str]:
+    """The names of the optimizer's param groups: train_network.py's own ``lr_descriptions`` (what it
+    logs as lr/textencoder, lr/unet ...: every network module names its groups there), read from
+    the frame that asks for the scheduler, because sd-scripts passes them nowhere else; without
+    them, the groups ``schedule.param_groups`` reads from the arguments, where their count matches."""
+    count = len(optimizer.param_groups)
+    frame = sys._getframe(1)
+    for _ in range(6):  # our wrapper, the patched function, then the training script's frame
+        if frame is None:
+            break
+        names = frame.f_locals.get("lr_descriptions")
+        if isinstance(names, (list, tuple)) and len(names) == count and all(isinstance(name, str) for name in names):
+            return list(names)
+        frame = frame.f_back
+    names = [name for name, _ in param_groups.param_groups(args)]
+    if len(names) != count:
+        raise options.OptionError(
+            "--lr_scheduler_te_min_value / --lr_scheduler_te_stop_steps / --lr_scheduler_te_stop_epochs",
+            f"{count} param groups",
+            f"a run whose param groups the plugin can name (the arguments give {len(names)}: {', '.join(names) or 'none'});"
+            " train_network.py with a network module that names its groups, train_db.py, fine_tune.py, sdxl_train.py, sd3_train.py",
+            f"プラグインがパラメータグループを特定できる実行(引数からは {len(names)} 個)",
+        )  # fmt: skip
+    return names
+
+
+def text_encoder_groups(args, optimizer) -> tuple[int, ...]:
+    """The indices of the groups that train a text encoder; none: one warning that the text
+    encoder's flags have no effect in this run (musubi-tuner, --network_train_unet_only, ...)."""
+    names = group_names(args, optimizer)
+    indices = text_encoder.group_indices(names)
+    if not indices:
+        arguments.warn_once(
+            f"sdsched-plugin: no param group of this run trains a text encoder ({', '.join(names)}): the text encoder's"
+            " flags (--lr_scheduler_te_*) have no effect / テキストエンコーダーを学習するパラメータグループがないため、"
+            "--lr_scheduler_te_* は使われません"
+        )
+    return indices
 
 
 # The length of the dataset group the host built last (every process's batches of one epoch).

@@ -16,7 +16,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-from . import options, registry
+from . import options, registry, text_encoder
 from .floor import warmup_steps_from
 
 logger = logging.getLogger("sdsched_plugin")
@@ -52,12 +52,29 @@ RESTART_FLAGS = {
         " (cosine_with_restarts_floor, rex_floor) / サイクルの長さ(エポック数)。リスタートは必ずエポックの最初のステップ"
     ),
 }
+# The text encoder's own schedule (schedule.text_encoder), for every floored name and the four
+# stock names it floors: flag --lr_scheduler_<key>.
+TE_FLAGS = {
+    "te_min_value": (
+        "floor of the text encoder's param groups (0-1); the U-Net's keep --lr_scheduler_min_value (sdsched-plugin)"
+        " / テキストエンコーダーのパラメータグループの下限(0〜1)。U-Net は --lr_scheduler_min_value のまま"
+    ),
+    "te_stop_steps": (
+        "the text encoder trains N optimizer steps (or a ratio < 1 of the run), its LR is 0 after them (sdsched-plugin)"
+        " / テキストエンコーダーは N ステップ(または全体に対する 1 未満の比率)だけ学習し、その後は学習率 0"
+    ),
+    "te_stop_epochs": (
+        "the text encoder trains only in the first E epochs, its LR is 0 after them (sdsched-plugin)"
+        " / テキストエンコーダーは最初の E エポックだけ学習し、その後は学習率 0"
+    ),
+}
 # constructor key -> the namespace attribute of the flag that gives it
 KEY_DESTS = {
     "min_value": "lr_scheduler_min_value",
     "num_cycles": "lr_scheduler_num_cycles",
     "power": "lr_scheduler_power",
     **{key: f"lr_scheduler_{key}" for key in RESTART_FLAGS},
+    **{key: f"lr_scheduler_{key}" for key in TE_FLAGS},
 }
 
 MIN_VALUE_HELP = (
@@ -101,7 +118,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     actions = parser._option_string_actions  # argparse has no public lookup by option string
     if MIN_VALUE_FLAG not in actions:
         parser.add_argument(MIN_VALUE_FLAG, type=argparse_type(options.min_value), default=None, help=MIN_VALUE_HELP)
-    for key, help_text in RESTART_FLAGS.items():
+    for key, help_text in {**RESTART_FLAGS, **TE_FLAGS}.items():
         flag = options.OPTIONS[key].flag
         if flag not in actions:
             parser.add_argument(flag, type=argparse_type(options.OPTIONS[key].convert), default=None, help=help_text)
@@ -138,6 +155,9 @@ class Request:
     # optimizer updates per epoch, where the run's epochs are known (the host's dataset group, the
     # preview's count): what --lr_scheduler_cycle_epochs turns into steps
     updates_per_epoch: int | None = None
+    # the param groups that train a text encoder, where the text encoder has a schedule of its own:
+    # the host's (built optimizer) or the preview's (schedule.param_groups)
+    te_groups: tuple | None = None
 
     def kwargs(self, num_processes: int) -> dict:
         """Constructor keywords, with the step counts as sd-scripts computes them: the total is
@@ -155,11 +175,19 @@ class Request:
         kwargs = {**self.values, "num_training_steps": total, "num_warmup_steps": warmup}
         if self.values.get("cycle_epochs") is not None and self.updates_per_epoch and "epoch_steps" not in self.overrides:
             kwargs["epoch_steps"] = self.updates_per_epoch * num_processes  # the scheduler steps once per process
+        if text_encoder.asked(self.values):
+            stop = text_encoder.stop_at(self.values, total, num_processes, self.updates_per_epoch)
+            kwargs.update({"te_stop_at": stop} if stop is not None else {})
+            kwargs.update({"te_groups": self.te_groups} if self.te_groups is not None else {})
         return kwargs
 
     def waits_for_epochs(self) -> bool:
-        """--lr_scheduler_cycle_epochs before the epoch's length is known (the dataset group not built yet)."""
-        return self.values.get("cycle_epochs") is not None and not self.updates_per_epoch and "epoch_steps" not in self.values
+        """--lr_scheduler_cycle_epochs or --lr_scheduler_te_stop_epochs before the epoch's length is
+        known (the dataset group not built yet)."""
+        if self.updates_per_epoch:
+            return False
+        cycles = self.values.get("cycle_epochs") is not None and "epoch_steps" not in self.values
+        return cycles or self.values.get("te_stop_epochs") is not None
 
     def check(self, num_processes: int) -> None:
         """Every cross-value check the scheduler's constructor makes, without an optimizer."""
@@ -229,6 +257,7 @@ def read_schedule(args, pure: bool = False) -> Request:
         cls = lookup(scheduler_type[len(HOOK_PREFIX) :], "--lr_scheduler_type")
     elif scheduler_type:
         _check_custom_type(scheduler_type)
+        _refuse_te_keys(args, keys, f"--lr_scheduler_type={scheduler_type}")
         _warn_not_floored(min_value, f"--lr_scheduler_type={scheduler_type}", args)
         if pure and scheduler_type.startswith(DOTTED_PREFIX):
             return _dotted(scheduler_type, tokens)
@@ -236,13 +265,14 @@ def read_schedule(args, pure: bool = False) -> Request:
             None, {"tokens": list(tokens)}, kind=CUSTOM, label=label, lr_warmup_steps=_value(args, "lr_warmup_steps", options.warmup) or 0,
             max_train_steps=_value(args, "max_train_steps", options.training_steps), steps_known=getattr(args, "max_train_epochs", None) is None,
         )  # fmt: skip
-    elif name in FLOORED_STOCK_NAMES and (min_value is not None or "min_value" in keys):
+    elif name in FLOORED_STOCK_NAMES and (min_value is not None or "min_value" in keys or _given_te_keys(args, keys)):
         cls = lookup(name + "_floor", "--lr_scheduler")
-        label = f"{name} (floored)"
+        label = f"{name} (floored)" if min_value is not None or "min_value" in keys else f"{name} (text encoder on its own)"
     elif name not in _static_stock_names() and registry.has(name):  # sd-scripts' own names are never ours
         cls = lookup(name, "--lr_scheduler")
     else:
         check_stock_name(name)  # before any warning: an unknown name is the one thing to say
+        _refuse_te_keys(args, keys, f"--lr_scheduler={name}")
         _warn_not_floored(min_value, f"--lr_scheduler={name}", args)
         return Request(None, {}, kind=STOCK, label=label, stock=_stock_keywords(args, tokens) if pure else {})
     return _floored(args, cls, label, min_value, tokens)
@@ -261,7 +291,8 @@ def _floored(args, cls, label: str, min_value, tokens: list) -> Request:
     _warn_both_min_values(min_value, overrides)
     values.update({k: v for k, v in overrides.items() if k not in ("num_training_steps", "num_warmup_steps")})
     if "min_value" not in values:
-        values["min_value"] = _fallback_min_value(args, cls)
+        # a stock name floored only for the text encoder's schedule keeps its own curve: floor 0
+        values["min_value"] = 0.0 if label.endswith("(text encoder on its own)") else _fallback_min_value(args, cls)
     return Request(
         cls=cls,
         values=values,
@@ -420,6 +451,23 @@ def _fallback_min_value(args, cls) -> float:
     return ratio
 
 
+def _given_te_keys(args, keys=()) -> list[str]:
+    """The text encoder's keys given as flags or in --lr_scheduler_args."""
+    return [key for key in TE_FLAGS if getattr(args, KEY_DESTS[key], None) is not None or key in keys]
+
+
+def _refuse_te_keys(args, keys, what: str) -> None:
+    """The text encoder's own schedule on a curve the plugin does not build: refused, not ignored (its
+    LR would run the whole run in silence)."""
+    given = _given_te_keys(args, keys)
+    if given:
+        allowed = f"{', '.join(FLOORED_STOCK_NAMES)}, their *_floor schedules and rex_floor (--lr_scheduler=NAME or {HOOK_PREFIX}NAME)"
+        raise options.OptionError(
+            options.OPTIONS[given[0]].flag, what, f"a schedule the plugin builds: {allowed}",
+            f"プラグインが作るスケジュール: {allowed}",
+        )  # fmt: skip
+
+
 def _given_restart_keys(args) -> list[str]:
     return [key for key in RESTART_FLAGS if getattr(args, KEY_DESTS[key], None) is not None]
 
@@ -490,6 +538,10 @@ def check_args(args) -> Request | None:
         return None
     if request.kind != FLOORED:
         return None
+    if text_encoder.asked(request.values):  # a group shared by the U-Net and the text encoder: said before the model loads
+        from . import param_groups
+
+        text_encoder.group_indices([name for name, _ in param_groups.param_groups(args)])
     request.check(world_size())
     return request
 

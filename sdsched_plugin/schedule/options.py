@@ -167,6 +167,33 @@ def rex_beta(value: object, flag: str = "--lr_scheduler_args rex_beta") -> float
     return _bounded(flag, value, en, ja, lambda number: number >= 0.0)
 
 
+def te_stop_steps(value: object, flag: str = "--lr_scheduler_te_stop_steps") -> int | float:
+    """Optimizer updates (the steps of the progress bar and of --stop_text_encoder_training) >= 1,
+    or a ratio of the run read as --lr_warmup_steps reads one (a float < 1 or N%)."""
+    read = warmup(value, flag)
+    if read == 0:
+        raise OptionError(
+            flag, value, "a step >= 1 (or a ratio > 0) after which the text encoder's LR is 0",
+            "テキストエンコーダーの学習率を 0 にするステップ(1 以上)か比率(0 より大きい)",
+        )  # fmt: skip
+    return read
+
+
+def te_stop_epochs(value: object, flag: str = "--lr_scheduler_te_stop_epochs") -> int:
+    en, ja = "a whole number of epochs >= 1 (the text encoder trains in the first E epochs)", "1 以上の整数のエポック数(テキストエンコーダーは最初の E エポックだけ学習)"
+    return _whole(flag, value, 1, en, ja)
+
+
+def group_indices(value: object, flag: str = "--lr_scheduler_args te_groups") -> tuple[int, ...]:
+    """Param group indices (the host or the preview gives them: which groups train a text encoder)."""
+    en, ja = "a list of param group indices >= 0", "0 以上のパラメータグループ番号のリスト"
+    if isinstance(value, str):
+        value = [part for part in value.replace(";", ",").split(",") if part.strip()]
+    if not isinstance(value, (list, tuple)):
+        raise OptionError(flag, value, en, ja)
+    return tuple(_whole(flag, item, 0, en, ja) for item in value)
+
+
 @dataclass(frozen=True)
 class Option:
     """One schedule option: its constructor / ``--lr_scheduler_args`` key, the sd-scripts flag it
@@ -198,6 +225,13 @@ OPTIONS = {
         # REX's own: sd-scripts has no flag for them, --lr_scheduler_args gives them (as musubi-tuner's rex reads them)
         Option("rex_alpha", "--lr_scheduler_args rex_alpha", rex_alpha),
         Option("rex_beta", "--lr_scheduler_args rex_beta", rex_beta),
+        # the text encoder's own schedule (schedule.text_encoder); te_groups and te_stop_at are given by the host or the
+        # preview: the groups that train a text encoder, and the scheduler step from which their LR is 0
+        Option("te_min_value", "--lr_scheduler_te_min_value", min_value),
+        Option("te_stop_steps", "--lr_scheduler_te_stop_steps", te_stop_steps),
+        Option("te_stop_epochs", "--lr_scheduler_te_stop_epochs", te_stop_epochs),
+        Option("te_groups", "--lr_scheduler_args te_groups", group_indices),
+        Option("te_stop_at", "--lr_scheduler_args te_stop_at", step_count),
     )
 }
 

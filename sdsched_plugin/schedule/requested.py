@@ -15,10 +15,13 @@ def curve_of(request: arguments.Request, num_processes: int, total: int, base_lr
     """(settings, step -> multiplier in scheduler steps) of a schedule that has a curve. A custom
     class is stepped with the groups' ``base_lrs``; where its multipliers differ by group (absolute
     LRs in its arguments), ``settings["group_curves"]`` holds each group's curve and the curve is the
-    first group's."""
+    first group's. A floored schedule whose text encoder has its own (``request.te_groups``): each
+    group's curve there too, the curve the U-Net's."""
     if request.kind in (arguments.FLOORED, arguments.DOTTED):
         settings = request.cls.settings(**request.kwargs(num_processes))
-        return settings, request.cls.pure_curve(settings)
+        curve = request.cls.pure_curve(settings)
+        group_curves = request.cls.group_curves(settings, len(base_lrs or [1.0]))  # the text encoder on its own schedule
+        return (dict(settings, group_curves=group_curves) if group_curves else settings), curve
     if request.kind == arguments.STOCK:
         return stock.sd_scripts_stock(request.label, num_training_steps=total * num_processes, **request.stock)
     if request.kind == arguments.CUSTOM:  # built as sd-scripts builds it, and stepped: imports torch

@@ -8,7 +8,8 @@ torch-free spec (``specs``), which each class here subclasses.
 
 A LambdaLR (not a bare function) so that accelerate wraps it like sd-scripts' own schedulers
 and sd-scripts' ``lr/d*lr`` logging keeps working; one lambda for all param groups, so U-Net
-and text-encoder groups keep their own base LRs. Settings live in ``self.sdsched`` as plain
+and text-encoder groups keep their own base LRs (one per group where the text encoder has a
+schedule of its own: ``specs.FloorSpec.group_curves``). Settings live in ``self.sdsched`` as plain
 numbers, so the state saved by ``accelerator.save_state`` loads with ``weights_only=True``.
 """
 
@@ -68,7 +69,9 @@ class FloorScheduler(FloorSpec, LambdaLR):
 
     def __init__(self, optimizer, last_epoch: int = -1, **kwargs):
         self.sdsched = self.settings(**kwargs)
-        super().__init__(optimizer, self.curve(self.sdsched), last_epoch)
+        # one curve for every group, or (the text encoder on its own schedule) one per group
+        group_curves = self.group_curves(self.sdsched, len(optimizer.param_groups), self.curve)
+        super().__init__(optimizer, group_curves or self.curve(self.sdsched), last_epoch)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Resume at the saved step with *this* run's settings: the command line of the resumed

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, ClassVar
 
-from . import curves, cycles, options
+from . import curves, cycles, options, text_encoder
 from .floor import Curve, floored_curve
 
 
@@ -41,7 +41,7 @@ class FloorSpec:
     def keys(cls) -> tuple[str, ...]:
         """Every setting the schedule takes (the torch class's constructor keywords besides
         ``optimizer`` and ``last_epoch``)."""
-        return ("min_value", "num_warmup_steps", "num_training_steps", *cls.options)
+        return ("min_value", "num_warmup_steps", "num_training_steps", *cls.options, *text_encoder.KEYS)
 
     @classmethod
     def settings(cls, **kwargs) -> dict[str, Any]:
@@ -66,6 +66,7 @@ class FloorSpec:
         # saved with them, stay what they were
         settings = {key: options.OPTIONS[key].read(value) for key, value in merged.items() if value is not None}
         options.check_warmup_fits(settings["num_warmup_steps"], settings["num_training_steps"])
+        text_encoder.check(settings)
         cls.check(settings)
         return {"name": cls.name, **settings}
 
@@ -107,6 +108,17 @@ class FloorSpec:
         """The floored multiplier as a function of the step, for checked ``settings``, without
         torch: the same floats as the torch class's ``curve``."""
         return cls._shape(settings, lambda: cls.pure_stock(settings), curves.cosine_over)
+
+
+    @classmethod
+    def group_curves(cls, settings: dict[str, Any], groups: int, curve_of: Callable[[dict], Curve] | None = None) -> list[Curve] | None:
+        """Each of ``groups`` param groups' curve where the text encoder has a schedule of its own
+        (``text_encoder``), else None (one curve for all). ``curve_of``: the torch class's ``curve``;
+        the pure one by default."""
+        curve_of = curve_of or cls.pure_curve
+        if not text_encoder.asked(settings):
+            return None
+        return text_encoder.group_curves(settings, curve_of(settings), curve_of, groups)
 
 
 class LinearFloorSpec(FloorSpec):

@@ -22,7 +22,7 @@ built ``args`` is told by its flags:
 
 from __future__ import annotations
 
-from ..schedule import options
+from . import options
 
 
 def _lr(value, flag: str):
