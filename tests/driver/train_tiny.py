@@ -151,6 +151,9 @@ def main():
         args.max_train_steps = args.max_train_epochs * math.ceil(
             len(dataloader) / accelerator.num_processes / args.gradient_accumulation_steps
         )
+    # as train_network.py names its groups (what it logs as lr/unet, lr/textencoder); the plugin reads them from
+    # the frame that asks for the scheduler to find the text encoder's groups
+    lr_descriptions = ["unet", "textencoder"]  # noqa: F841
     lr_scheduler = host_scheduler(args, optimizer, accelerator.num_processes)
     model, optimizer, dataloader, lr_scheduler = accelerator.prepare(model, optimizer, dataloader, lr_scheduler)
     if args.resume:
