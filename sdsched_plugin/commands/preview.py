@@ -225,6 +225,8 @@ def warnings_of(args, run: Run, shown: list[Schedule]) -> list[str]:
             )
     if text_encoder.asked(main.settings) and not main.settings.get("te_groups"):
         found.append(text_encoder.describe(main.settings))  # no group trains a text encoder: its flags do nothing
+    elif text_encoder.asked(main.settings) and text_encoder.never_stops(main.settings, run.num_processes):
+        found.append(text_encoder.describe(main.settings, run.num_processes, run.steps_per_epoch, [name for name, _ in run.groups]))
     cycles = getattr(args, "lr_scheduler_num_cycles", None)
     epochs = getattr(args, "max_train_epochs", None)
     if epochs and cycles == epochs and epochs > 1 and "restarts" in str(main.settings.get("name", args.lr_scheduler)):

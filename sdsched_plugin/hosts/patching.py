@@ -94,9 +94,11 @@ def build_or_delegate(original, args, optimizer, num_processes):
         return original(args, optimizer, num_processes)
     if request.waits_for_epochs():
         request = dataclasses.replace(request, updates_per_epoch=updates_per_epoch(args, num_processes))
+    names = None
     try:
         if text_encoder.asked(request.values):
-            request = dataclasses.replace(request, te_groups=text_encoder_groups(args, optimizer))
+            names = group_names(args, optimizer)
+            request = dataclasses.replace(request, te_groups=text_encoder_groups(names))
         scheduler = request.build(optimizer, num_processes)
     except options.OptionError as error:  # what needed the epochs: known only now where no dataset hook ran
         prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "sdsched-plugin"
@@ -104,7 +106,8 @@ def build_or_delegate(original, args, optimizer, num_processes):
         raise SystemExit(2) from None
     logger.info(f"sdsched-plugin: {scheduler.sdsched}")
     if text_encoder.asked(scheduler.sdsched):
-        logger.info(f"sdsched-plugin: {text_encoder.describe(scheduler.sdsched, num_processes, request.updates_per_epoch)}")
+        line = text_encoder.describe(scheduler.sdsched, num_processes, request.updates_per_epoch, names)
+        (logger.warning if text_encoder.never_stops(scheduler.sdsched, num_processes) else logger.info)(f"sdsched-plugin: {line}")
     from .. import __version__
 
     _built[:] = [saved.record_of(args, scheduler.sdsched, num_processes, __version__)]
@@ -118,7 +121,7 @@ def group_names(args, optimizer) -> list[str]:
     them, the groups ``schedule.param_groups`` reads from the arguments, where their count matches."""
     count = len(optimizer.param_groups)
     frame = sys._getframe(1)
-    for _ in range(6):  # our wrapper, the patched function, then the training script's frame
+    for _ in range(6):  # build_or_delegate, the patched function, then the training script's frame
         if frame is None:
             break
         names = frame.f_locals.get("lr_descriptions")
@@ -137,10 +140,9 @@ def group_names(args, optimizer) -> list[str]:
     return names
 
 
-def text_encoder_groups(args, optimizer) -> tuple[int, ...]:
-    """The indices of the groups that train a text encoder; none: one warning that the text
-    encoder's flags have no effect in this run (musubi-tuner, --network_train_unet_only, ...)."""
-    names = group_names(args, optimizer)
+def text_encoder_groups(names: list[str]) -> tuple[int, ...]:
+    """The indices of the groups (``names``) that train a text encoder; none: one warning that the
+    text encoder's flags have no effect in this run (musubi-tuner, --network_train_unet_only, ...)."""
     indices = text_encoder.group_indices(names)
     if not indices:
         arguments.warn_once(

@@ -126,14 +126,17 @@ def stop_update(settings: dict, num_processes: int) -> int | None:
     return -(-stop // num_processes) + 1  # update k uses scheduler step (k - 1) x processes
 
 
+def never_stops(settings: dict, num_processes: int = 1) -> bool:
+    """A stop given after the run's last update: most likely a mistake, said as a warning."""
+    update = stop_update(settings, num_processes)
+    return update is not None and update > settings["num_training_steps"] // num_processes
+
+
 def summary(settings: dict, num_processes: int = 1, updates_per_epoch: int | None = None, names: list[str] | None = None) -> dict:
     """What the text encoder's groups do, for --json: their indices and names, the floor, the first
     update at LR 0 and its epoch (None: no stop, or one after the run's end)."""
     te_groups = list(settings.get("te_groups") or [])
-    update = stop_update(settings, num_processes)
-    total = settings["num_training_steps"] // num_processes
-    if update is not None and update > total:
-        update = None
+    update = None if never_stops(settings, num_processes) else stop_update(settings, num_processes)
     floor = settings.get("te_min_value")
     return {
         "groups": te_groups,
