@@ -17,6 +17,7 @@ _LAZY = {
     "CosineWithRestartsFloor": "sdsched_plugin.schedule.schedulers",
     "PolynomialFloor": "sdsched_plugin.schedule.schedulers",
     "RexFloor": "sdsched_plugin.schedule.schedulers",
+    "Rex": "sdsched_plugin.schedule.schedulers",
     "FloorScheduler": "sdsched_plugin.schedule.schedulers",
     "install": "sdsched_plugin.hosts.sd_scripts",
     "uninstall": "sdsched_plugin.hosts.sd_scripts",

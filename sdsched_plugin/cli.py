@@ -232,6 +232,7 @@ class ReadRun:
     num_processes: int
     read_by: str  # where the arguments were read, for the output
     count: object = None  # the dataset's steps.RunCount, when it was counted
+    host: str = "sd-scripts"  # "musubi": a musubi-tuner command
 
 
 SD_SCRIPTS_HINT = (
@@ -376,7 +377,7 @@ def read_without_sd_scripts(flags: argparse.Namespace, script: command.TrainingC
         except options.OptionError as error:
             fallback.error(str(error))
         args.train_data_dir = args.dataset_config = None  # counted: not an sd-scripts dataset
-    return ReadRun(fallback, flags, args, script.num_processes, f"{script.script.name} (musubi-tuner, read by sdsched)", count)
+    return ReadRun(fallback, flags, args, script.num_processes, f"{script.script.name} (musubi-tuner, read by sdsched)", count, "musubi")
 
 
 def check_config_file(parser: argparse.ArgumentParser, script_args: list[str]) -> None:
@@ -445,6 +446,7 @@ def compute(argv: list[str]) -> dict:
 
             count = layout.count(args, read.num_processes)
         run = preview.run_of(args, read.num_processes, count, flags.steps_per_epoch)
+        run.host = read.host
         shown = preview.schedules(args, run, flags.compare)
         warnings = preview.warnings_of(args, run, shown)
         resume = resume_of(args, run, shown[0])

@@ -10,7 +10,8 @@ from .schedule.schedulers import (  # noqa: F401
     FloorScheduler,
     LinearFloor,
     PolynomialFloor,
+    Rex,
     RexFloor,
 )
 
-__all__ = ["CosineFloor", "CosineWithRestartsFloor", "FloorScheduler", "LinearFloor", "PolynomialFloor", "RexFloor"]
+__all__ = ["CosineFloor", "CosineWithRestartsFloor", "FloorScheduler", "LinearFloor", "PolynomialFloor", "Rex", "RexFloor"]

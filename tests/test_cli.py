@@ -99,7 +99,7 @@ def test_json_has_every_number(capsys):
 
 def test_list_names_the_floored_schedules(capsys):
     assert cli.main(["list"]) == 0
-    assert capsys.readouterr().out.split() == ["cosine_floor", "cosine_with_restarts_floor", "linear_floor", "polynomial_floor", "rex_floor"]
+    assert capsys.readouterr().out.split() == ["cosine_floor", "cosine_with_restarts_floor", "linear_floor", "polynomial_floor", "rex", "rex_floor"]
 
 
 GUI_CONFIG = Path(__file__).parent / "data" / "kohya_gui_lora.toml"

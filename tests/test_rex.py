@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import MUSUBI_TUNER_DIR, host_env, lr_trace, resumed_and_original, two_group_optimizer
+from conftest import MUSUBI_DIR, MUSUBI_TUNER_DIR, host_env, lr_trace, resumed_and_original, two_group_optimizer
 from sdsched_plugin.schedule import options, specs
 from sdsched_plugin.schedulers import RexFloor
 
@@ -120,3 +120,99 @@ def test_the_preview_draws_it_without_torch(tmp_path):
 
 def test_rex_options_read_like_the_others():
     assert options.OPTIONS["rex_alpha"].read("0.25") == 0.25 and options.OPTIONS["rex_beta"].read(0) == 0.0
+
+
+# --- plain rex (sd-scripts) and musubi-tuner's own rex -----------------------------------------
+
+
+def test_plain_rex_is_rex_floor_at_floor_zero_unless_a_floor_is_given(sd_parse, train_util):
+    from sdsched_plugin.schedulers import Rex
+
+    args = sd_parse(["--lr_scheduler=rex", "--max_train_steps=40", "--lr_warmup_steps=4"])
+    scheduler = train_util.get_scheduler_fix(args, two_group_optimizer(), 1)
+    assert type(scheduler) is Rex and scheduler.sdsched["min_value"] == 0.0
+    curve = Rex.curve(scheduler.sdsched)
+    assert [curve(step) for step in range(4)] == [0, 0.25, 0.5, 0.75]
+    for step in range(4, 40):
+        assert curve(step) == pytest.approx(rex((36 - (step - 4)) / 36), rel=1e-15)
+    floored = train_util.get_scheduler_fix(sd_parse(["--lr_scheduler=rex", "--lr_scheduler_min_value=0.3", "--max_train_steps=40"]), two_group_optimizer(), 1)
+    assert floored.sdsched["min_value"] == 0.3 and Rex.curve(floored.sdsched)(39) == pytest.approx(0.3 + 0.7 * rex(1 / 40), rel=1e-15)
+
+
+def musubi_rex_lrs(steps, warmup, ratio, lrs=(1e-4, 4e-4), **kwargs):
+    """LRs per step of musubi-tuner's RexLR (the real one with MUSUBI_TUNER_DIR, else the stand-in's)."""
+    import importlib
+
+    import torch
+
+    sys.path.insert(0, str((MUSUBI_TUNER_DIR / "src") if MUSUBI_TUNER_DIR is not None else MUSUBI_DIR))
+    RexLR = importlib.import_module("musubi_tuner.modules.lr_schedulers").RexLR
+    optimizer = torch.optim.SGD([{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr} for lr in lrs], lr=lrs[0])
+    scheduler = RexLR(optimizer, max_lr=lrs[0], min_lr=lrs[0] * ratio, num_steps=steps, num_warmup_steps=warmup, **kwargs)
+    return lr_trace(scheduler, optimizer, steps)
+
+
+@pytest.mark.parametrize("warmup", [0, 1, 5])
+def test_the_pure_mirror_of_musubi_tuners_rex_is_its_lrs_bit_for_bit(warmup):
+    from sdsched_plugin.schedule import stock
+
+    theirs = musubi_rex_lrs(30, warmup, 0.1, rex_alpha=0.2, rex_beta=0.7)
+    lr = stock.musubi_rex(30, warmup, 1e-4, 0.1, 0.2, 0.7)
+    assert [[lr(step, 1e-4), lr(step, 4e-4)] for step in range(30)] == theirs
+    if warmup == 5:  # the warmup in absolute LRs: both groups the same, the second's own 4e-4 ignored
+        assert theirs[2][0] == theirs[2][1] == pytest.approx(1e-5 + 9e-5 * 1 / 4)
+
+
+def test_musubi_tuner_keeps_its_own_rex(musubi_modules_for_rex):
+    parse, build = musubi_modules_for_rex
+    scheduler, _ = build(parse(["--lr_scheduler", "rex", "--max_train_steps", "20", "--learning_rate", "1e-4"]))
+    assert type(scheduler).__name__ == "RexLR"
+    ours, _ = build(parse(["--lr_scheduler", "rex_floor", "--lr_scheduler_min_value", "0.3", "--max_train_steps", "20"]))
+    assert type(ours).__name__ == "RexFloor"
+
+
+@pytest.fixture
+def musubi_modules_for_rex(monkeypatch):
+    import importlib
+
+    from conftest import MUSUBI_IS_NEW
+    from sdsched_plugin.hosts import musubi
+
+    if not MUSUBI_IS_NEW:
+        pytest.skip("the v0.3 layout (its own rex since v0.2.11)")
+    parser_common = importlib.import_module(musubi.PARSER_MODULE)
+    trainer_base = importlib.import_module(musubi.TRAINER_MODULE)
+    assert musubi.install()
+
+    def parse(argv):
+        monkeypatch.setattr(sys, "argv", ["wan_train_network.py", *argv])
+        parser = parser_common.setup_parser_common()
+        return parser_common.read_config_from_file(parser.parse_args(argv), parser)
+
+    def build(args):
+        class WanLikeTrainer(trainer_base.NetworkTrainer):
+            def __init__(self):
+                pass
+
+        optimizer = two_group_optimizer()
+        return WanLikeTrainer().get_lr_scheduler(args, optimizer, 1), optimizer
+
+    return parse, build
+
+
+def test_the_preview_of_a_musubi_command_draws_its_own_rex_and_says_how_it_warms_up(tmp_path):
+    """A pasted musubi-tuner command with --lr_scheduler=rex: musubi-tuner's RexLR, step for step, and
+    the line on its absolute warmup (and its step 0, which falls outside the warmup)."""
+    script = tmp_path / "src" / "musubi_tuner" / "wan_train_network.py"
+    script.parent.mkdir(parents=True)
+    script.write_text("")
+    argv = ["preview", "--json", "--trace", "--", "python", str(script), "--lr_scheduler", "rex", "--learning_rate", "1e-4",
+            "--max_train_steps", "30", "--lr_warmup_steps", "5", "--lr_scheduler_min_lr_ratio", "0.1", "--lr_scheduler_args", "rex_alpha=0.2"]  # fmt: skip
+    out = subprocess.run([sys.executable, "-m", "sdsched_plugin.cli", *argv], capture_output=True, text=True, env=host_env(PYTHONPATH=""), cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    schedule = result["schedules"][0]
+    assert schedule["label"] == "rex (musubi-tuner's own)" and result["groups"] == ["all"]
+    theirs = musubi_rex_lrs(30, 5, 0.1, lrs=(1e-4,), rex_alpha=0.2)
+    assert [1e-4 * m for m in schedule["multipliers"]] == pytest.approx([lrs[0] for lrs in theirs], rel=1e-15)
+    assert any("musubi-tuner's rex warms up in absolute LRs" in warning for warning in result["warnings"])

@@ -36,6 +36,7 @@ class Run:
     groups: list[tuple[str, float]] = field(default_factory=list)
     count: object = None  # steps.RunCount when a dataset was counted
     notes: list[str] = field(default_factory=list)
+    host: str = "sd-scripts"  # or "musubi": whose own schedule names the run's names are (musubi-tuner's rex)
 
     @property
     def epochs(self) -> int | None:
@@ -190,7 +191,7 @@ def schedules(args, run: Run, compare: str | None = None) -> list[Schedule]:
     for entry, keys, variant in variants(args, compare):
         variant.max_train_steps, variant.max_train_epochs = run.steps, None
         try:
-            result.append(schedule_of(arguments.read_schedule(variant, pure=True), run, entry))
+            result.append(schedule_of(arguments.read_schedule(variant, pure=True, host=run.host), run, entry))
         except (options.OptionError, registry.RegistryError) as error:
             if entry is None:
                 raise
@@ -227,6 +228,13 @@ def warnings_of(args, run: Run, shown: list[Schedule]) -> list[str]:
         found.append(text_encoder.describe(main.settings))  # no group trains a text encoder: its flags do nothing
     elif text_encoder.asked(main.settings) and text_encoder.never_stops(main.settings, run.num_processes):
         found.append(text_encoder.describe(main.settings, run.num_processes, run.steps_per_epoch, [name for name, _ in run.groups]))
+    if main.settings.get("host") == "musubi-tuner" and main.settings.get("num_warmup_steps"):
+        found.append(
+            f"musubi-tuner's rex warms up in absolute LRs, from --learning_rate x {main.settings['min_lr_ratio'] or 0.01:g} to"
+            f" --learning_rate, the same for every param group whatever its own LR; after the warmup each group follows its own"
+            f" LR; its first update runs at {main.multipliers[0]:.3f} x --learning_rate (RexLR's step 0 falls outside its warmup)"
+            f" / musubi-tuner の rex のウォームアップは絶対値で、全パラメータグループが同じ学習率になります"
+        )
     cycles = getattr(args, "lr_scheduler_num_cycles", None)
     epochs = getattr(args, "max_train_epochs", None)
     if epochs and cycles == epochs and epochs > 1 and "restarts" in str(main.settings.get("name", args.lr_scheduler)):

@@ -45,6 +45,25 @@ SUPPORTED = "musubi-tuner v0.1.0 to v0.3.4"
 TRAINER_PARAMS = ("self", "args", "optimizer", "num_processes")
 
 
+# musubi-tuner's own schedule names that are ours too in sd-scripts: musubi-tuner builds them itself
+MUSUBIS_OWN = ("rex",)
+
+
+def build_unless_musubis_own(original, args, optimizer, num_processes):
+    """Around musubi-tuner's scheduler factory: its own ``rex`` (RexLR, v0.2.11 and later) stays its
+    own, untouched (a floor there is --lr_scheduler_min_lr_ratio, or our rex_floor); the rest as in
+    sd-scripts."""
+    if str(getattr(args, "lr_scheduler", "") or "").lower() in MUSUBIS_OWN and not getattr(args, "lr_scheduler_type", None):
+        if getattr(args, "lr_scheduler_min_value", None) is not None:
+            arguments.warn_once(
+                "sdsched-plugin: musubi-tuner builds its own rex, which takes --lr_scheduler_min_lr_ratio; --lr_scheduler_min_value"
+                " has no effect with it: use --lr_scheduler=rex_floor for the floor / musubi-tuner の rex は独自のもので、"
+                "下限は --lr_scheduler_min_lr_ratio です(--lr_scheduler_min_value を使うには rex_floor)"
+            )
+        return original(args, optimizer, num_processes)
+    return patching.build_or_delegate(original, args, optimizer, num_processes)
+
+
 def parser_patches(module) -> list[patching.Patch]:
     return [
         patching.Patch(module, "_add_lr_scheduler_args", ("parser",), patching.add_flags_after),
@@ -54,7 +73,7 @@ def parser_patches(module) -> list[patching.Patch]:
 
 def trainer_patches(module) -> list[patching.Patch]:
     trainer = getattr(module, "NetworkTrainer", None)
-    return [patching.Patch(trainer, "get_lr_scheduler", TRAINER_PARAMS, patching.build_or_delegate, method=True)]
+    return [patching.Patch(trainer, "get_lr_scheduler", TRAINER_PARAMS, build_unless_musubis_own, method=True)]
 
 
 def activate_parser_common(module) -> bool:
@@ -99,7 +118,7 @@ def old_layout_patches(module) -> list[patching.Patch]:
     return [
         patching.Patch(module, parser_function, (), patching.add_flags_to_result),
         patching.Patch(module, "read_config_from_file", ("args", "parser"), patching.check_after_reading_config),
-        patching.Patch(trainer, method, TRAINER_PARAMS, patching.build_or_delegate, method=True),
+        patching.Patch(trainer, method, TRAINER_PARAMS, build_unless_musubis_own, method=True),
     ]
 
 

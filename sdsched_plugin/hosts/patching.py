@@ -121,7 +121,7 @@ def group_names(args, optimizer) -> list[str]:
     them, the groups ``schedule.param_groups`` reads from the arguments, where their count matches."""
     count = len(optimizer.param_groups)
     frame = sys._getframe(1)
-    for _ in range(6):  # build_or_delegate, the patched function, then the training script's frame
+    for _ in range(6):  # build_or_delegate, a host's wrapper around it, the patched function, the training script's frame
         if frame is None:
             break
         names = frame.f_locals.get("lr_descriptions")

@@ -133,6 +133,7 @@ STOCK = "stock"  # one of sd-scripts' own names: sd-scripts builds it
 DOTTED = "dotted"  # --lr_scheduler_type=sdsched_plugin.CLASS: sd-scripts builds the class from --lr_scheduler_args
 CUSTOM = "custom"  # another --lr_scheduler_type: sd-scripts' business
 OPTIMIZER = "optimizer"  # the optimizer sets the LR (schedule-free, Adafactor): no curve
+MUSUBI_REX = "musubi_rex"  # musubi-tuner's own rex (RexLR): musubi-tuner builds it; the preview draws it (stock.musubi_rex)
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,7 @@ def read_request(args, pure: bool = False) -> Request | None:
     return request if request.kind == FLOORED else None
 
 
-def read_schedule(args, pure: bool = False) -> Request:
+def read_schedule(args, pure: bool = False, host: str = "sd-scripts") -> Request:
     """The schedule the arguments ask for, of whatever kind: the one place that reads the flags,
     the TOML and ``--lr_scheduler_args`` (each token once, by the meaning of the schedule it is
     for). ``pure``: the preview's reading, which gives our own schedules as torch-free specs,
@@ -251,6 +252,8 @@ def read_schedule(args, pure: bool = False) -> Request:
                 " / スケジュールフリーのオプティマイザーは学習率スケジューラを使わないため、下限付きスケジュールは使われません"
             )
         return Request(None, {}, kind=OPTIMIZER, label=label)
+    if host == "musubi" and name.lower() == "rex" and not scheduler_type:
+        return _musubi_rex(args, tokens)
     lookup = registry.spec if pure else registry.get
     keys = {str(token).partition("=")[0].strip() for token in tokens}  # which keys, not yet their values
     if scheduler_type.startswith(HOOK_PREFIX):
@@ -292,7 +295,10 @@ def _floored(args, cls, label: str, min_value, tokens: list) -> Request:
     values.update({k: v for k, v in overrides.items() if k not in ("num_training_steps", "num_warmup_steps")})
     if "min_value" not in values:
         # a stock name floored only for the text encoder's schedule keeps its own curve: floor 0
-        values["min_value"] = 0.0 if label.endswith("(text encoder on its own)") else _fallback_min_value(args, cls)
+        if label.endswith("(text encoder on its own)"):
+            values["min_value"] = 0.0
+        elif cls.defaults.get("min_value") is None:  # rex: floor 0 unless given
+            values["min_value"] = _fallback_min_value(args, cls)
     return Request(
         cls=cls,
         values=values,
@@ -303,6 +309,26 @@ def _floored(args, cls, label: str, min_value, tokens: list) -> Request:
         label=label,
     )
 
+
+
+def _musubi_rex(args, tokens: list) -> Request:
+    """musubi-tuner's own ``--lr_scheduler=rex``, read as its get_lr_scheduler reads it (for the preview)."""
+    from . import stock
+
+    kwargs = stock.parse_scheduler_args(tokens)
+    unknown = sorted(set(kwargs) - {"rex_alpha", "rex_beta"})
+    if unknown:
+        raise options.OptionError(stock.SCHEDULER_ARGS, unknown[0], "rex_alpha or rex_beta (musubi-tuner's RexLR)", "rex_alpha か rex_beta(musubi-tuner の RexLR)")
+    values = {
+        "learning_rate": options.learning_rate(getattr(args, "learning_rate", None)),
+        "min_lr_ratio": _value(args, "lr_scheduler_min_lr_ratio", options.min_value, "--lr_scheduler_min_lr_ratio"),
+        "rex_alpha": options.rex_alpha(kwargs.get("rex_alpha", 0.1)),
+        "rex_beta": options.rex_beta(kwargs.get("rex_beta", 0.9)),
+    }
+    return Request(
+        None, values, kind=MUSUBI_REX, label="rex (musubi-tuner's own)", lr_warmup_steps=_value(args, "lr_warmup_steps", options.warmup) or 0,
+        max_train_steps=_value(args, "max_train_steps", options.training_steps), steps_known=getattr(args, "max_train_epochs", None) is None,
+    )  # fmt: skip
 
 
 def _dotted(scheduler_type: str, tokens: list) -> Request:

@@ -9,6 +9,7 @@ Used by ``sdsched preview`` and by the kohya_ss GUI's plot, so the two draw the 
 from __future__ import annotations
 
 from . import arguments, options, stock
+from .floor import warmup_steps_from
 
 
 def curve_of(request: arguments.Request, num_processes: int, total: int, base_lrs: list[float] | None = None):
@@ -24,6 +25,18 @@ def curve_of(request: arguments.Request, num_processes: int, total: int, base_lr
         return (dict(settings, group_curves=group_curves) if group_curves else settings), curve
     if request.kind == arguments.STOCK:
         return stock.sd_scripts_stock(request.label, num_training_steps=total * num_processes, **request.stock)
+    if request.kind == arguments.MUSUBI_REX:  # absolute LRs in its warmup: each group's own multipliers
+        values = request.values
+        lr = stock.musubi_rex(
+            total * num_processes, warmup_steps_from(request.lr_warmup_steps, total * num_processes), values["learning_rate"],
+            values["min_lr_ratio"], values["rex_alpha"], values["rex_beta"],
+        )  # fmt: skip
+        bases = [float(base) for base in (base_lrs or [values["learning_rate"]])]
+        curves = [lambda step, base=base: lr(step, base) / base if base else 0.0 for base in bases]
+        settings = {"name": "rex", "host": "musubi-tuner", **values, "num_warmup_steps": warmup_steps_from(request.lr_warmup_steps, total * num_processes)}
+        if len(bases) > 1 and len(set(bases)) > 1:
+            settings["group_curves"] = curves
+        return settings, curves[0]
     if request.kind == arguments.CUSTOM:  # built as sd-scripts builds it, and stepped: imports torch
         from . import custom
 

@@ -151,3 +151,7 @@ class RexFloor(specs.RexFloorSpec, FloorScheduler):
     @classmethod
     def stock(cls, settings: dict[str, Any]) -> Curve:
         raise NotImplementedError("rex_floor has no diffusers stock curve: its shape is the spec's REX decay")
+
+
+class Rex(specs.RexSpec, RexFloor):
+    """Plain REX (floor 0 unless --lr_scheduler_min_value is given), with the restart controls."""

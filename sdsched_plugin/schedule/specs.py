@@ -54,7 +54,7 @@ class FloorSpec:
                 f"{cls.name} arguments", unknown[0], f"one of: {known}", f"次のいずれかを指定してください: {known}"
             )
         for required in ("min_value", "num_training_steps"):
-            if kwargs.get(required) is None:
+            if kwargs.get(required, cls.defaults.get(required)) is None:
                 raise options.OptionError(
                     options.OPTIONS[required].flag,
                     None,
@@ -252,9 +252,18 @@ class RexFloorSpec(RestartSpec):
         return cls.restart_shape(settings, cosine_over)
 
 
+class RexSpec(RexFloorSpec):
+    """Plain REX for sd-scripts, where the name is free (sd-scripts #1042 was closed): rex_floor
+    with no floor unless one is given (floor 0: ``z / (alpha + beta z)`` decays to 0). musubi-tuner's
+    own ``rex`` (absolute min/max LRs, its own warmup) stays musubi-tuner's: its host delegates it."""
+
+    name = "rex"
+    defaults = {**RexFloorSpec.defaults, "min_value": 0.0}
+
+
 SPECS: dict[str, type[FloorSpec]] = {
     spec.__name__[: -len("Spec")]: spec
-    for spec in (LinearFloorSpec, CosineFloorSpec, CosineWithRestartsFloorSpec, PolynomialFloorSpec, RexFloorSpec)
+    for spec in (LinearFloorSpec, CosineFloorSpec, CosineWithRestartsFloorSpec, PolynomialFloorSpec, RexFloorSpec, RexSpec)
 }
 
 

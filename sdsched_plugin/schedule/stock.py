@@ -449,3 +449,35 @@ def sd_scripts_stock(
     )
     settings = {"name": name, **info.read(given)}
     return settings, info.build(settings)
+
+
+# --- musubi-tuner's own rex ----------------------------------------------------------------------
+
+
+def musubi_rex(
+    num_training_steps: int, num_warmup_steps: int, learning_rate: float, min_lr_ratio: float | None = None,
+    rex_alpha: float = 0.1, rex_beta: float = 0.9,
+) -> Callable[[int, float], float]:  # fmt: skip
+    """musubi-tuner's ``RexLR.get_lr`` (``modules/lr_schedulers.py``, v0.2.11 and later) as its
+    ``get_lr_scheduler`` builds it for ``--lr_scheduler=rex``: ``(step, base LR of a group) -> LR``.
+    ``max_lr`` is ``--learning_rate`` and ``min_lr`` ``--learning_rate x (--lr_scheduler_min_lr_ratio
+    or 0.01)``, absolute: during its warmup (and at a step it guards against spiking) every group
+    gets the same absolute LR whatever its own base LR; after it, each group its base LR times the
+    REX factor lifted by ``min_lr / max_lr``. Bit for bit its arithmetic, Python's ``%`` included."""
+    max_lr = learning_rate
+    min_lr = learning_rate * (min_lr_ratio if min_lr_ratio is not None else 0.01)
+    remaining = num_training_steps - num_warmup_steps
+
+    def lr(step: int, base_lr: float) -> float:
+        if num_warmup_steps == 1 and step == 1:
+            return min_lr
+        if num_warmup_steps > 1 and 1 <= step <= num_warmup_steps - 1:
+            return min_lr + (max_lr - min_lr) * (step - 1) / (num_warmup_steps - 1)
+        after = step - num_warmup_steps
+        if after >= remaining or after == -1 or remaining <= 0:
+            return min_lr
+        z = (remaining - (after % remaining)) / remaining
+        factor = min_lr / max_lr + (1.0 - min_lr / max_lr) * (z / (rex_alpha + rex_beta * z))
+        return base_lr * factor
+
+    return lr

@@ -4,7 +4,9 @@ Written from reading the real module (revision 30c658c, 2026-06), not copied. ``
 keeps ``get_lr_scheduler(self, args, optimizer, num_processes)`` and its control flow:
 schedule-free dummy first; steps scaled by ``num_processes`` with a float warmup as a ratio;
 ``--lr_scheduler_args`` via ``ast.literal_eval``; a custom ``--lr_scheduler_type`` (no warmup
-check, unlike sd-scripts); adafactor; piecewise_constant; then transformers' ``SchedulerType``.
+check, unlike sd-scripts); adafactor; its own ``rex`` (``RexLR``, absolute LRs from
+``--learning_rate`` and ``--lr_scheduler_min_lr_ratio``, default 0.01); piecewise_constant; then
+transformers' ``SchedulerType``.
 """
 
 import ast
@@ -15,6 +17,8 @@ import transformers
 from diffusers.optimization import SchedulerType as DiffusersSchedulerType
 from diffusers.optimization import TYPE_TO_SCHEDULER_FUNCTION as DIFFUSERS_TYPE_TO_SCHEDULER_FUNCTION
 from transformers.optimization import TYPE_TO_SCHEDULER_FUNCTION, SchedulerType
+
+from musubi_tuner.modules.lr_schedulers import RexLR
 
 STANDIN = True
 
@@ -68,6 +72,11 @@ class NetworkTrainer:
 
         if name.startswith("adafactor"):
             return transformers.optimization.AdafactorSchedule(optimizer, float(name.split(":")[1]))
+
+        if name.lower() == "rex":
+            ratio = args.lr_scheduler_min_lr_ratio
+            return RexLR(optimizer, max_lr=args.learning_rate, min_lr=args.learning_rate * (ratio if ratio is not None else 0.01),
+                         num_steps=num_training_steps, num_warmup_steps=num_warmup_steps, **kwargs)  # fmt: skip
 
         if name == DiffusersSchedulerType.PIECEWISE_CONSTANT.value:
             return DIFFUSERS_TYPE_TO_SCHEDULER_FUNCTION[DiffusersSchedulerType(name)](optimizer, **kwargs)
