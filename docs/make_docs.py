@@ -30,6 +30,10 @@ PLOTS = {
     "restarts-all": ["--lr_scheduler=cosine_with_restarts_floor", "--lr_scheduler_min_value=0.3", "--lr_scheduler_num_cycles=4",
                      "--lr_warmup_steps=0.05", "--lr_scheduler_cycle_decay=0.8", "--lr_scheduler_cycle_mul=1.5",
                      "--lr_scheduler_restart_warmup_steps=0.1", "--compare=cosine_with_restarts"],
+    # the text encoder on its own schedule (sd-scripts #861): a LoRA's two groups, the text encoder stopped after 6 epochs
+    "text-encoder-stop": ["--network_module=networks.lora", "--text_encoder_lr=5e-5", "--lr_scheduler=cosine_floor",
+                          "--lr_scheduler_min_value=0.5", "--lr_scheduler_te_min_value=0.1", "--lr_scheduler_te_stop_epochs=6",
+                          "--lr_warmup_steps=0.05"],
 }  # fmt: skip
 
 # the wiki's open question: how much more LR (or how many more steps) to match constant?

@@ -503,7 +503,8 @@ def dataset_json(count) -> dict | None:
 
 def describe(settings: dict) -> str:
     """The settings that shape the curve: restart controls only where they differ from the plain restarts."""
-    return ", ".join(f"{k}={v}" for k, v in settings.items() if k != "name" and cycles.PLAIN.get(k, object()) != v)
+    hidden = ("name", *text_encoder.GIVEN_KEYS)  # the text encoder's groups and stop: its own line says them
+    return ", ".join(f"{k}={v}" for k, v in settings.items() if k not in hidden and cycles.PLAIN.get(k, object()) != v)
 
 
 def _epoch_of(step: int, per_epoch) -> str:

@@ -29,7 +29,7 @@ from sdsched_plugin.schedule import arguments, options
 
 STANDINS = TESTS / "standin_kohya_gui"
 APP, BROWSE = TESTS / "gui" / "app.py", TESTS / "gui" / "browse.py"
-OWN = ["cosine_floor", "cosine_with_restarts_floor", "linear_floor", "polynomial_floor", "rex_floor"]
+OWN = ["cosine_floor", "cosine_with_restarts_floor", "linear_floor", "polynomial_floor", "rex", "rex_floor"]
 # The Gradio the GUI pins: v25.0 - v26.0 (5.34) and master (6.17); requests: gradio 5.34 imports it undeclared
 GUI_VENVS = {
     "5": ["gradio==5.34.2", "requests", "toml", "playwright"],

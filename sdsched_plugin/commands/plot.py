@@ -19,7 +19,7 @@ from ..schedule.cycles import PLAIN
 DPI = 100
 GROUP_STYLES = ("-", "--", ":", "-.")
 # settings every curve has whose value the title or the x axis already says
-NOT_SHAPING = ("name", "num_training_steps")
+NOT_SHAPING = ("name", "num_training_steps", "te_stop_at", "te_groups")  # the last two: said by the text encoder line
 MAX_EPOCH_LINES = 200  # more than this and the lines would paint the plot grey
 
 
