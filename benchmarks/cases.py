@@ -56,6 +56,11 @@ def pairs(total: int) -> dict[str, tuple]:
             lambda opt: ours.CosineWithRestartsFloor(opt, cycle_epochs=2, epoch_steps=max(1, total // 10), **floor),
             lambda opt: stock.get_cosine_with_hard_restarts_schedule_with_warmup(opt, num_cycles=5, **steps),
         ),
+        # the text encoder's group (the second) on its own curve, floor 0.1, stopped halfway: one lambda per group
+        "cosine + text encoder stop (vs stock cosine)": (
+            lambda opt: ours.CosineFloor(opt, te_min_value=0.1, te_stop_steps=total // 2, te_stop_at=total // 2, te_groups=(1,), **floor),
+            lambda opt: stock.get_cosine_schedule_with_warmup(opt, **steps),
+        ),
     }
 
 

@@ -222,3 +222,26 @@ def test_a_training_run_stops_the_text_encoder_where_the_preview_says(tmp_path):
     assert [step["lrs"][0] for step in trace] == pytest.approx([1e-4 * m for m in groups[1]], rel=1e-12)
     assert [step["lrs"][1] for step in trace] == pytest.approx([5e-5 * m for m in groups[0]], rel=1e-12, abs=0)
     assert [step["lrs"][1] for step in trace][14:] == [0.0] * 21
+
+
+def test_two_processes_stop_the_text_encoder_at_the_same_update_as_the_preview_says(tmp_path):
+    """accelerate launch with 2 processes: 8 batches, 4 updates an epoch per process, the stop after 2
+    epochs. Both ranks log the preview's LRs of both groups (the scheduler steps twice an update)."""
+    if SD_SCRIPTS_DIR is not None:
+        pytest.skip("the stand-in's dataset group; a real checkout is checked by a real training")
+    from test_resume_and_processes import launch_two_processes
+
+    flags = ["--lr_scheduler", "cosine_floor", "--lr_scheduler_min_value", "0.4", "--lr_scheduler_te_min_value", "0.2",
+             "--lr_scheduler_te_stop_epochs", "2", "--lr_warmup_steps", "0.125", "--learning_rate", "1e-4", "--max_train_epochs", "4"]  # fmt: skip
+    process, traces = launch_two_processes([*flags, "--samples", "8"])
+    assert process.returncode == 0 and sorted(traces) == [0, 1], process.stderr[-3000:]
+    shown = preview([*flags, "--steps_per_epoch=4", "--num_processes=2", "--network_module=networks.lora", "--text_encoder_lr=5e-5",
+                     "--json", "--trace"], tmp_path)  # fmt: skip
+    result = json.loads(shown.stdout)
+    te, unet = result["schedules"][0]["group_multipliers"]
+    assert result["schedules"][0]["text_encoder"]["stop_update"] == 9
+    for rank in (0, 1):
+        trace = traces[rank]["trace"]
+        assert [step["lrs"][0] for step in trace] == pytest.approx([1e-4 * m for m in unet], rel=1e-12)
+        assert [step["lrs"][1] for step in trace] == pytest.approx([5e-5 * m for m in te], rel=1e-12, abs=0)
+        assert [step["lrs"][1] for step in trace][8:] == [0.0] * 8 and min(step["lrs"][0] for step in trace[1:]) > 0
