@@ -777,8 +777,9 @@ def _version(distribution: str) -> str | None:
         return None
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+def experiment_parser(description: str) -> argparse.ArgumentParser:
+    """The flags every experiment script here takes (this one, image_order.py)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny model, few steps, 1 seed: seconds (the test suite runs it)")
     parser.add_argument(
         "--out",
@@ -793,18 +794,28 @@ def main(argv=None) -> int:
         default=1,
         help="torch threads (default 1: on a shared 2-core machine, 2 threads made this small model several times slower)",
     )
+    return parser
+
+
+def config_and_out(options, full, quick):
+    """The config (``quick`` or ``full``, with --seeds) and the output folder the flags ask for."""
+    out = options.out or (REPO / ("experiments/out-quick" if options.quick else "docs/experiments"))
+    cfg = quick if options.quick else full
+    if options.seeds is not None:
+        cfg = replace(cfg, seeds=tuple(range(options.seeds)))
+    return cfg, out
+
+
+def main(argv=None) -> int:
+    parser = experiment_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--replot", action="store_true", help=f"redraw the table and figures from OUT/{RUNS_NAME}.json, no training")
     options = parser.parse_args(argv)
-    out = options.out or (REPO / ("experiments/out-quick" if options.quick else "docs/experiments"))
+    cfg, out = config_and_out(options, Config(), QUICK)
     if options.replot:
         report(json.loads((out / f"{RUNS_NAME}.json").read_text()), out)
         return 0
-    cfg = QUICK if options.quick else Config()
-    if options.seeds is not None:
-        cfg = replace(cfg, seeds=tuple(range(options.seeds)))
     run(cfg, out, options.quick, options.threads)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

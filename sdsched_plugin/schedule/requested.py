@@ -21,7 +21,8 @@ def curve_of(request: arguments.Request, num_processes: int, total: int, base_lr
     if request.kind in (arguments.FLOORED, arguments.DOTTED):
         settings = request.cls.settings(**request.kwargs(num_processes))
         curve = request.cls.pure_curve(settings)
-        group_curves = request.cls.group_curves(settings, len(base_lrs or [1.0]))  # the text encoder on its own schedule
+        # the text encoder on its own schedule, where the caller knows its groups (the GUI's plot draws the U-Net's curve)
+        group_curves = request.cls.group_curves(settings, len(base_lrs or [1.0])) if request.te_groups is not None else None
         return (dict(settings, group_curves=group_curves) if group_curves else settings), curve
     if request.kind == arguments.STOCK:
         return stock.sd_scripts_stock(request.label, num_training_steps=total * num_processes, **request.stock)
