@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import MUSUBI_DIR, MUSUBI_TUNER_DIR, host_env, lr_trace, resumed_and_original, two_group_optimizer
+from conftest import MUSUBI_DIR, MUSUBI_TUNER_DIR, host_env, lr_trace, resumed_and_original, run_driver, two_group_optimizer
 from sdsched_plugin.schedule import options, specs
 from sdsched_plugin.schedulers import RexFloor
 
@@ -216,3 +216,27 @@ def test_the_preview_of_a_musubi_command_draws_its_own_rex_and_says_how_it_warms
     theirs = musubi_rex_lrs(30, 5, 0.1, lrs=(1e-4,), rex_alpha=0.2)
     assert [1e-4 * m for m in schedule["multipliers"]] == pytest.approx([lrs[0] for lrs in theirs], rel=1e-15)
     assert any("musubi-tuner's rex warms up in absolute LRs" in warning for warning in result["warnings"])
+
+
+def test_a_musubi_training_script_trains_rex_floor_and_keeps_its_own_rex():
+    """The tiny script in the shape of a musubi-tuner trainer (the stand-in, or the real modules with
+    MUSUBI_TUNER_DIR): rex_floor with restarts and warmup is ours, LR for LR; rex is musubi-tuner's
+    RexLR, its LRs those of the preview's mirror (the second group's warmup in absolute LRs too)."""
+    from conftest import MUSUBI_IS_NEW
+    from sdsched_plugin.schedule import stock
+
+    if not MUSUBI_IS_NEW:
+        pytest.skip("the v0.3 layout (its own rex since v0.2.11)")
+    common = ["--max_train_steps", "12", "--learning_rate", "1e-3", "--lr_warmup_steps", "3"]
+    process, traces = run_driver(["--lr_scheduler", "rex_floor", "--lr_scheduler_min_value", "0.3", "--lr_scheduler_num_cycles", "2", *common],
+                                 env=host_env(TINY_HOST="musubi"))  # fmt: skip
+    assert process.returncode == 0, process.stderr[-3000:]
+    curve = RexFloor.curve(RexFloor.settings(num_training_steps=12, num_warmup_steps=3, min_value=0.3, num_cycles=2))
+    assert traces[0]["scheduler"] == "RexFloor"
+    assert [step["lrs"] for step in traces[0]["trace"]] == [[1e-3 * curve(k), 5e-4 * curve(k)] for k in range(12)]
+    process, traces = run_driver(["--lr_scheduler", "rex", *common], env=host_env(TINY_HOST="musubi"))
+    assert process.returncode == 0 and traces[0]["scheduler"] == "RexLR", process.stderr[-3000:]
+    lr = stock.musubi_rex(12, 3, 1e-3)
+    logged = [lr_ for step in traces[0]["trace"] for lr_ in step["lrs"]]
+    assert logged == pytest.approx([lr(k, base) for k in range(12) for base in (1e-3, 5e-4)], rel=1e-12)
+    assert logged[2] == logged[3] == 1e-5  # the warmup's first step: min_lr for both groups
