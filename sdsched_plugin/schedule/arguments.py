@@ -84,8 +84,8 @@ MIN_VALUE_HELP = (
     " ウォームアップ後は min + (1 - min) * カーブ (sdsched-plugin)"
 )
 SCHEDULER_HELP_SUFFIX = (
-    " | floored (sdsched-plugin): linear_floor, cosine_floor, cosine_with_restarts_floor, polynomial_floor"
-    " with --lr_scheduler_min_value / 下限付き: 同左(--lr_scheduler_min_value と併用)"
+    " | floored (sdsched-plugin): linear_floor, cosine_floor, cosine_with_restarts_floor, polynomial_floor, rex_floor"
+    " with --lr_scheduler_min_value; rex (REX, floor 0 unless given) / 下限付き: 同左(--lr_scheduler_min_value と併用)、rex(REX)"
 )
 
 _warned: set[str] = set()
