@@ -191,7 +191,7 @@ def test_one_group_for_u_net_and_text_encoder_is_refused_with_the_cure(tmp_path)
     args = network_args("--lr_scheduler_min_value=0.5", "--lr_scheduler_te_stop_steps=5")
     del args.network_module, args.text_encoder_lr
     args.stop_text_encoder_training = None
-    with pytest.raises(options.OptionError, match="give --learning_rate_te"):
+    with pytest.raises(options.OptionError, match=r"^--lr_scheduler_te_stop_steps: got 'unet\+textencoder'; .*give --learning_rate_te"):
         arguments.check_args(args)
     args.learning_rate_te = 5e-5
     assert arguments.check_args(args) is not None

@@ -171,7 +171,8 @@ def schedule_of(request: arguments.Request, run: Run, entry: str | None = None) 
     if request.updates_per_epoch is None and run.steps_per_epoch:
         request = dataclasses.replace(request, updates_per_epoch=run.steps_per_epoch)
     if request.kind == arguments.FLOORED and text_encoder.asked(request.values) and request.te_groups is None:
-        request = dataclasses.replace(request, te_groups=text_encoder.group_indices([name for name, _ in run.groups]))
+        names = [name for name, _ in run.groups]
+        request = dataclasses.replace(request, te_groups=text_encoder.group_indices(names, text_encoder.flag_of(request.values)))
     settings, curve = curve_of(request, run.num_processes, run.steps, [lr for _, lr in run.groups])
     group_curves = settings.pop("group_curves", None)
     multipliers = [float(curve(k * run.num_processes)) for k in range(run.steps)]

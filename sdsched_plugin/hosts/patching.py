@@ -97,8 +97,8 @@ def build_or_delegate(original, args, optimizer, num_processes):
     names = None
     try:
         if text_encoder.asked(request.values):
-            names = group_names(args, optimizer)
-            request = dataclasses.replace(request, te_groups=text_encoder_groups(names))
+            names = group_names(args, optimizer, text_encoder.flag_of(request.values))
+            request = dataclasses.replace(request, te_groups=text_encoder_groups(names, text_encoder.flag_of(request.values)))
         scheduler = request.build(optimizer, num_processes)
     except options.OptionError as error:  # what needed the epochs: known only now where no dataset hook ran
         prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "sdsched-plugin"
@@ -114,7 +114,7 @@ def build_or_delegate(original, args, optimizer, num_processes):
     return scheduler
 
 
-def group_names(args, optimizer) -> list[str]:
+def group_names(args, optimizer, flag: str) -> list[str]:
     """The names of the optimizer's param groups: train_network.py's own ``lr_descriptions`` (what it
     logs as lr/textencoder, lr/unet ...: every network module names its groups there), read from
     the frame that asks for the scheduler, because sd-scripts passes them nowhere else; without
@@ -131,7 +131,7 @@ def group_names(args, optimizer) -> list[str]:
     names = [name for name, _ in param_groups.param_groups(args)]
     if len(names) != count:
         raise options.OptionError(
-            "--lr_scheduler_te_min_value / --lr_scheduler_te_stop_steps / --lr_scheduler_te_stop_epochs",
+            flag,
             f"{count} param groups",
             f"a run whose param groups the plugin can name (the arguments give {len(names)}: {', '.join(names) or 'none'});"
             " train_network.py with a network module that names its groups, train_db.py, fine_tune.py, sdxl_train.py, sd3_train.py",
@@ -140,10 +140,10 @@ def group_names(args, optimizer) -> list[str]:
     return names
 
 
-def text_encoder_groups(names: list[str]) -> tuple[int, ...]:
+def text_encoder_groups(names: list[str], flag: str) -> tuple[int, ...]:
     """The indices of the groups (``names``) that train a text encoder; none: one warning that the
     text encoder's flags have no effect in this run (musubi-tuner, --network_train_unet_only, ...)."""
-    indices = text_encoder.group_indices(names)
+    indices = text_encoder.group_indices(names, flag)
     if not indices:
         arguments.warn_once(
             f"sdsched-plugin: no param group of this run trains a text encoder ({', '.join(names)}): the text encoder's"

@@ -567,7 +567,7 @@ def check_args(args) -> Request | None:
     if text_encoder.asked(request.values):  # a group shared by the U-Net and the text encoder: said before the model loads
         from . import param_groups
 
-        text_encoder.group_indices([name for name, _ in param_groups.param_groups(args)])
+        text_encoder.group_indices([name for name, _ in param_groups.param_groups(args)], text_encoder.flag_of(request.values))
     request.check(world_size())
     return request
 

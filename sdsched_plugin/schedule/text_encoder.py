@@ -40,12 +40,18 @@ def trains_text_encoder(name: str) -> bool:
     return name.startswith("textencoder") or name in TEXT_ENCODER_NAMES
 
 
-def group_indices(names: list[str]) -> tuple[int, ...]:
+def flag_of(settings: dict) -> str:
+    """The flag of the first text encoder key given: what an error about the groups names."""
+    given = [key for key in USER_KEYS if settings.get(key) is not None] or list(USER_KEYS)
+    return options.OPTIONS[given[0]].flag
+
+
+def group_indices(names: list[str], flag: str = "--lr_scheduler_te_stop_steps") -> tuple[int, ...]:
     """The indices of the groups that train a text encoder. One group shared by the U-Net and the
-    text encoder cannot be given two schedules: an error that says how to split it."""
+    text encoder cannot be given two schedules: an error, on ``flag``, that says how to split it."""
     if SHARED_GROUP in names:
         raise options.OptionError(
-            "--lr_scheduler_te_min_value / --lr_scheduler_te_stop_steps / --lr_scheduler_te_stop_epochs", SHARED_GROUP,
+            flag, SHARED_GROUP,
             "a run whose text encoder has a param group of its own: give --learning_rate_te (train_db.py, fine_tune.py)",
             "テキストエンコーダーが独立したパラメータグループを持つ実行: --learning_rate_te を指定してください(train_db.py, fine_tune.py)",
         )  # fmt: skip
@@ -95,7 +101,7 @@ def group_curves(settings: dict, curve: Curve, shaped: Callable[[dict], Curve], 
     te_groups = settings.get("te_groups")
     if te_groups is None:
         raise options.OptionError(
-            "--lr_scheduler_te_min_value / --lr_scheduler_te_stop_steps / --lr_scheduler_te_stop_epochs", None,
+            flag_of(settings), None,
             "the param groups that train a text encoder, which the plugin finds with --lr_scheduler=NAME or"
             " --lr_scheduler_type=sdsched_plugin:NAME (not with sdsched_plugin.CLASS)",
             "テキストエンコーダーのパラメータグループ。--lr_scheduler=NAME か --lr_scheduler_type=sdsched_plugin:NAME で指定してください",
