@@ -125,6 +125,23 @@ def test_a_stock_name_with_only_the_text_encoders_flags_keeps_its_own_curve():
     assert [lrs[0] for lrs in trace] == [5e-5 * stock(step) if step < 5 else 0.0 for step in range(20)]
 
 
+@pytest.mark.parametrize("name, warmup", [("constant", 0), ("constant_with_warmup", 3)])
+def test_constant_sd_scripts_default_keeps_its_curve_and_stops_the_text_encoder(name, warmup):
+    """sd-scripts' default --lr_scheduler=constant (and constant_with_warmup): the U-Net's LRs are
+    diffusers' constant curve, float for float; the text encoder's the same until its stop."""
+    from diffusers.optimization import get_constant_schedule_with_warmup
+
+    args = network_args(f"--lr_scheduler={name}", "--lr_scheduler_te_stop_steps=7", f"--lr_warmup_steps={warmup}")
+    request = arguments.read_request(args)
+    assert request.label == f"{name} (text encoder on its own)" and request.values["min_value"] == 1.0
+    optimizer, _ = three_group_optimizer()
+    trace = lr_trace(build(args, optimizer, (0, 1)), optimizer, 20)
+    scratch = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    stock = get_constant_schedule_with_warmup(scratch, warmup).lr_lambdas[0]
+    assert [lrs[2] for lrs in trace] == [1e-4 * stock(step) for step in range(20)]
+    assert [lrs[0] for lrs in trace] == [5e-5 * stock(step) if step < 7 else 0.0 for step in range(20)]
+
+
 def test_group_names_say_which_groups_train_a_text_encoder():
     names = ["textencoder", "textencoder plus", "unet", "unet plus"]
     assert text_encoder.group_indices(names) == (0, 1)
@@ -168,8 +185,12 @@ def test_the_preview_draws_each_groups_curve_and_says_the_stop(tmp_path):
     [
         (["--lr_scheduler=cosine_floor", "--lr_scheduler_min_value=0.5", "--lr_scheduler_te_stop_steps=5", "--lr_scheduler_te_stop_epochs=1", "--steps_per_epoch=5"],
          "--lr_scheduler_te_stop_epochs: got 1; allowed: one stop: --lr_scheduler_te_stop_steps=5 is given too; leave one out"),
-        (["--lr_scheduler=constant", "--lr_scheduler_te_stop_steps=5"],
-         "--lr_scheduler_te_stop_steps: got '--lr_scheduler=constant'; allowed: a schedule the plugin builds: linear, cosine"),
+        (["--lr_scheduler=inverse_sqrt", "--lr_scheduler_te_stop_steps=5"],
+         "--lr_scheduler_te_stop_steps: got '--lr_scheduler=inverse_sqrt'; allowed: a schedule the plugin builds: linear, cosine"),
+        (["--lr_scheduler=constant", "--lr_scheduler_te_stop_steps=5", "--lr_scheduler_te_min_value=0.2"],
+         "--lr_scheduler_te_min_value: got '--lr_scheduler=constant'; allowed: a decaying schedule"),
+        (["--lr_scheduler=constant", "--lr_scheduler_te_stop_steps=5", "--lr_warmup_steps=2"],
+         "--lr_warmup_steps: got 2; allowed: 0 with --lr_scheduler=constant"),
         (["--lr_scheduler=cosine_floor", "--lr_scheduler_min_value=0.5", "--lr_scheduler_te_stop_steps=0"],
          "--lr_scheduler_te_stop_steps: got '0'; allowed: a step >= 1"),
         (["--lr_scheduler=cosine_floor", "--lr_scheduler_min_value=0.5", "--lr_scheduler_te_min_value=1.5"],
@@ -177,7 +198,7 @@ def test_the_preview_draws_each_groups_curve_and_says_the_stop(tmp_path):
         (["--lr_scheduler=cosine_floor", "--lr_scheduler_min_value=0.5", "--lr_scheduler_te_stop_epochs=1"],
          "--lr_scheduler_te_stop_epochs: got 1; allowed: a run whose epoch length is known"),
     ],
-    ids=["two-stops", "constant", "zero", "floor-above-1", "epochs-unknown"],
+    ids=["two-stops", "inverse_sqrt", "constant-floor", "constant-warmup", "zero", "floor-above-1", "epochs-unknown"],
 )
 def test_mistakes_stop_the_preview_with_one_line_in_both_languages(argv, message, tmp_path):
     out = preview([*LORA, "--max_train_steps=20", *argv], tmp_path)

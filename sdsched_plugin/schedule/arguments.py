@@ -270,7 +270,9 @@ def read_schedule(args, pure: bool = False, host: str = "sd-scripts") -> Request
         )  # fmt: skip
     elif name in FLOORED_STOCK_NAMES and (min_value is not None or "min_value" in keys or _given_te_keys(args, keys)):
         cls = lookup(name + "_floor", "--lr_scheduler")
-        label = f"{name} (floored)" if min_value is not None or "min_value" in keys else f"{name} (text encoder on its own)"
+        label = f"{name} (floored)" if min_value is not None or "min_value" in keys else f"{name} {TE_ON_ITS_OWN}"
+    elif name in CONSTANT_NAMES and _given_te_keys(args, keys):
+        return _constant_with_text_encoder(args, name, lookup, tokens, keys)
     elif name not in _static_stock_names() and registry.has(name):  # sd-scripts' own names are never ours
         cls = lookup(name, "--lr_scheduler")
     else:
@@ -279,6 +281,33 @@ def read_schedule(args, pure: bool = False, host: str = "sd-scripts") -> Request
         _warn_not_floored(min_value, f"--lr_scheduler={name}", args)
         return Request(None, {}, kind=STOCK, label=label, stock=_stock_keywords(args, tokens) if pure else {})
     return _floored(args, cls, label, min_value, tokens)
+
+
+# sd-scripts' constant names, which take the text encoder's stop as cosine_floor at floor 1 (the same floats:
+# diffusers' warmup ramp step / max(1, warmup), then 1 + 0 x cosine = 1)
+CONSTANT_NAMES = ("constant", "constant_with_warmup")
+TE_ON_ITS_OWN = "(text encoder on its own)"
+
+
+def _constant_with_text_encoder(args, name: str, lookup, tokens: list, keys) -> Request:
+    """``--lr_scheduler=constant`` (sd-scripts' default) or ``constant_with_warmup`` with a text encoder
+    stop: the U-Net's curve is the constant one, the text encoder's the same until its stop. A floor of
+    its own has nothing to floor on a constant curve, and constant takes no warmup (sd-scripts stops
+    on one after loading the model): both refused here, before."""
+    if getattr(args, KEY_DESTS["te_min_value"], None) is not None or "te_min_value" in keys:
+        raise options.OptionError(
+            options.OPTIONS["te_min_value"].flag, f"--lr_scheduler={name}",
+            "a decaying schedule (constant has nothing to floor); with constant, --lr_scheduler_te_stop_steps or _epochs",
+            "減衰するスケジュール(constant には下限がありません)。constant では --lr_scheduler_te_stop_steps か _epochs",
+        )  # fmt: skip
+    warmup = _value(args, "lr_warmup_steps", options.warmup) or 0
+    if name == "constant" and warmup:
+        raise options.OptionError(
+            "--lr_warmup_steps", warmup, "0 with --lr_scheduler=constant (sd-scripts refuses a warmup for it); or constant_with_warmup",
+            "--lr_scheduler=constant では 0(sd-scripts はウォームアップを受け付けません)。または constant_with_warmup",
+        )  # fmt: skip
+    request = _floored(args, lookup("cosine_floor", "--lr_scheduler"), f"{name} {TE_ON_ITS_OWN}", None, tokens)
+    return dataclasses.replace(request, values={**request.values, "min_value": 1.0})
 
 
 def _floored(args, cls, label: str, min_value, tokens: list) -> Request:
@@ -295,7 +324,7 @@ def _floored(args, cls, label: str, min_value, tokens: list) -> Request:
     values.update({k: v for k, v in overrides.items() if k not in ("num_training_steps", "num_warmup_steps")})
     if "min_value" not in values:
         # a stock name floored only for the text encoder's schedule keeps its own curve: floor 0
-        if label.endswith("(text encoder on its own)"):
+        if label.endswith(TE_ON_ITS_OWN):
             values["min_value"] = 0.0
         elif cls.defaults.get("min_value") is None:  # rex: floor 0 unless given
             values["min_value"] = _fallback_min_value(args, cls)
@@ -487,7 +516,7 @@ def _refuse_te_keys(args, keys, what: str) -> None:
     LR would run the whole run in silence)."""
     given = _given_te_keys(args, keys)
     if given:
-        allowed = f"{', '.join(FLOORED_STOCK_NAMES)}, their *_floor schedules and rex_floor (--lr_scheduler=NAME or {HOOK_PREFIX}NAME)"
+        allowed = f"{', '.join((*FLOORED_STOCK_NAMES, *CONSTANT_NAMES))}, the *_floor schedules, rex (--lr_scheduler=NAME or {HOOK_PREFIX}NAME)"
         raise options.OptionError(
             options.OPTIONS[given[0]].flag, what, f"a schedule the plugin builds: {allowed}",
             f"プラグインが作るスケジュール: {allowed}",

@@ -159,9 +159,8 @@ def describe(settings: dict, num_processes: int = 1, updates_per_epoch: int | No
     which = ", ".join(names[index] for index in te_groups) if names else ", ".join(map(str, te_groups))
     if not te_groups:
         return "no param group trains a text encoder: its schedule has no effect / テキストエンコーダーのグループはありません"
-    floor = settings.get("te_min_value")
-    floor = settings["min_value"] if floor is None else floor
-    en, ja = [f"text encoder groups ({which}): floor {floor:g}"], [f"テキストエンコーダーのグループ({which}): 下限 {floor:g}"]
+    floor = settings.get("te_min_value")  # without one, the run's own floor: nothing to say
+    en, ja = ([f"floor {floor:g}"], [f"下限 {floor:g}"]) if floor is not None else ([], [])
     update = stop_update(settings, num_processes)
     if update is not None:
         epoch = (update - 1) // updates_per_epoch + 1 if updates_per_epoch else None
@@ -174,4 +173,4 @@ def describe(settings: dict, num_processes: int = 1, updates_per_epoch: int | No
         else:
             en.append(f"LR 0 from {where} on")
             ja.append(f"{where_ja}から学習率 0")
-    return "; ".join(en) + " / " + "、".join(ja)
+    return f"text encoder groups ({which}): " + "; ".join(en) + f" / テキストエンコーダーのグループ({which}): " + "、".join(ja)
