@@ -266,3 +266,20 @@ def test_two_processes_stop_the_text_encoder_at_the_same_update_as_the_preview_s
         assert [step["lrs"][0] for step in trace] == pytest.approx([1e-4 * m for m in unet], rel=1e-12)
         assert [step["lrs"][1] for step in trace] == pytest.approx([5e-5 * m for m in te], rel=1e-12, abs=0)
         assert [step["lrs"][1] for step in trace][8:] == [0.0] * 8 and min(step["lrs"][0] for step in trace[1:]) > 0
+
+
+def test_toml_and_the_hook_form_give_the_same_request_as_the_flags(sd_parse, tmp_path):
+    """Through sd-scripts' own parser: the flags, a --config_file TOML (values as TOML types) and the
+    sdsched_plugin:NAME form with --lr_scheduler_args read into the same text encoder settings."""
+    flags = sd_parse(["--lr_scheduler=cosine_floor", "--lr_scheduler_min_value=0.5", "--lr_scheduler_te_min_value=0.2",
+                      "--lr_scheduler_te_stop_steps=0.25", "--max_train_steps=40"])  # fmt: skip
+    config = tmp_path / "c.toml"
+    config.write_text('lr_scheduler = "cosine_floor"\nlr_scheduler_min_value = 0.5\nlr_scheduler_te_min_value = "0.2"\n'
+                      "lr_scheduler_te_stop_steps = 0.25\nmax_train_steps = 40\n")  # fmt: skip
+    toml = sd_parse(["--config_file", str(config)])
+    hook = sd_parse(["--lr_scheduler_type=sdsched_plugin:cosine_floor", "--lr_scheduler_args", "min_value=0.5", "te_min_value=0.2",
+                     "te_stop_steps=0.25", "--max_train_steps=40"])  # fmt: skip
+    kwargs = [dataclasses.replace(arguments.read_request(args), te_groups=(0,)).kwargs(1) for args in (flags, toml, hook)]
+    assert kwargs[0] == kwargs[1] == kwargs[2]
+    assert {key: kwargs[0][key] for key in ("te_min_value", "te_stop_steps", "te_stop_at", "te_groups")} == {
+        "te_min_value": 0.2, "te_stop_steps": 0.25, "te_stop_at": 10, "te_groups": (0,)}
