@@ -283,3 +283,15 @@ def test_toml_and_the_hook_form_give_the_same_request_as_the_flags(sd_parse, tmp
     assert kwargs[0] == kwargs[1] == kwargs[2]
     assert {key: kwargs[0][key] for key in ("te_min_value", "te_stop_steps", "te_stop_at", "te_groups")} == {
         "te_min_value": 0.2, "te_stop_steps": 0.25, "te_stop_at": 10, "te_groups": (0,)}
+
+
+def test_compared_stock_names_show_the_stock_curve_for_every_group(tmp_path):
+    """--compare cosine,constant beside a run with a text encoder stop: sd-scripts' own curves, one for all
+    groups; a compared schedule of ours may take its own stop."""
+    out = preview([*LORA, "--max_train_steps=20", "--lr_scheduler=cosine_floor", "--lr_scheduler_min_value=0.5",
+                   "--lr_scheduler_te_stop_steps=10", "--compare=cosine,constant,rex:te_stop_steps=5", "--json", "--trace"], tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    main, cosine, constant, rex = json.loads(out.stdout)["schedules"]
+    assert main["text_encoder"]["stop_update"] == 11 and rex["text_encoder"]["stop_update"] == 6
+    assert "text_encoder" not in cosine and "group_multipliers" not in cosine and cosine["multipliers"] == pytest.approx([cos(k, 20) for k in range(20)], rel=1e-12)
+    assert "group_multipliers" not in constant and constant["multipliers"] == [1.0] * 20

@@ -103,7 +103,7 @@ def variants(args, compare: str | None) -> list[tuple[str | None, set[str], argp
             variant.lr_scheduler_type, variant.lr_scheduler = name, "constant"
         if name in stock.SD_SCRIPTS_NAMES or not registry.has(name):  # the stock curve: none of our flags
             variant.lr_scheduler_min_value = None
-            for key in arguments.RESTART_FLAGS:
+            for key in (*arguments.RESTART_FLAGS, *arguments.TE_FLAGS):  # the text encoder's too: the stock curve for all groups
                 setattr(variant, arguments.KEY_DESTS[key], None)
         keys = set()
         for pair in pairs:
