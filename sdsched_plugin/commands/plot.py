@@ -15,11 +15,12 @@ import math
 import textwrap
 
 from ..schedule.cycles import PLAIN
+from ..schedule.text_encoder import GIVEN_KEYS
 
 DPI = 100
 GROUP_STYLES = ("-", "--", ":", "-.")
 # settings every curve has whose value the title or the x axis already says
-NOT_SHAPING = ("name", "num_training_steps", "te_stop_at", "te_groups")  # the last two: said by the text encoder line
+NOT_SHAPING = ("name", "num_training_steps", *GIVEN_KEYS)  # the text encoder's groups and stop: its own line says them
 MAX_EPOCH_LINES = 200  # more than this and the lines would paint the plot grey
 
 

@@ -97,8 +97,9 @@ def build_or_delegate(original, args, optimizer, num_processes):
     names = None
     try:
         if text_encoder.asked(request.values):
-            names = group_names(args, optimizer, text_encoder.flag_of(request.values))
-            request = dataclasses.replace(request, te_groups=text_encoder_groups(names, text_encoder.flag_of(request.values)))
+            flag = text_encoder.flag_of(request.values)
+            names = group_names(args, optimizer, flag)
+            request = dataclasses.replace(request, te_groups=text_encoder_groups(names, flag))
         scheduler = request.build(optimizer, num_processes)
     except options.OptionError as error:  # what needed the epochs: known only now where no dataset hook ran
         prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "sdsched-plugin"

@@ -178,8 +178,10 @@ class Request:
             kwargs["epoch_steps"] = self.updates_per_epoch * num_processes  # the scheduler steps once per process
         if text_encoder.asked(self.values):
             stop = text_encoder.stop_at(self.values, total, num_processes, self.updates_per_epoch)
-            kwargs.update({"te_stop_at": stop} if stop is not None else {})
-            kwargs.update({"te_groups": self.te_groups} if self.te_groups is not None else {})
+            if stop is not None:
+                kwargs["te_stop_at"] = stop
+            if self.te_groups is not None:
+                kwargs["te_groups"] = self.te_groups
         return kwargs
 
     def waits_for_epochs(self) -> bool:
@@ -256,6 +258,7 @@ def read_schedule(args, pure: bool = False, host: str = "sd-scripts") -> Request
         return _musubi_rex(args, tokens)
     lookup = registry.spec if pure else registry.get
     keys = {str(token).partition("=")[0].strip() for token in tokens}  # which keys, not yet their values
+    floor_when_absent = None  # the min value of a floored request that gives none (None: the name's own rule)
     if scheduler_type.startswith(HOOK_PREFIX):
         cls = lookup(scheduler_type[len(HOOK_PREFIX) :], "--lr_scheduler_type")
     elif scheduler_type:
@@ -270,7 +273,10 @@ def read_schedule(args, pure: bool = False, host: str = "sd-scripts") -> Request
         )  # fmt: skip
     elif name in FLOORED_STOCK_NAMES and (min_value is not None or "min_value" in keys or _given_te_keys(args, keys)):
         cls = lookup(name + "_floor", "--lr_scheduler")
-        label = f"{name} (floored)" if min_value is not None or "min_value" in keys else f"{name} {TE_ON_ITS_OWN}"
+        if min_value is not None or "min_value" in keys:
+            label = f"{name} (floored)"
+        else:  # floored only for the text encoder's schedule: floor 0 keeps the stock curve's floats
+            label, floor_when_absent = f"{name} {TE_ON_ITS_OWN}", 0.0
     elif name in CONSTANT_NAMES and _given_te_keys(args, keys):
         return _constant_with_text_encoder(args, name, lookup, tokens, keys)
     elif name not in _static_stock_names() and registry.has(name):  # sd-scripts' own names are never ours
@@ -280,7 +286,7 @@ def read_schedule(args, pure: bool = False, host: str = "sd-scripts") -> Request
         _refuse_te_keys(args, keys, f"--lr_scheduler={name}")
         _warn_not_floored(min_value, f"--lr_scheduler={name}", args)
         return Request(None, {}, kind=STOCK, label=label, stock=_stock_keywords(args, tokens) if pure else {})
-    return _floored(args, cls, label, min_value, tokens)
+    return _floored(args, cls, label, min_value, tokens, floor_when_absent)
 
 
 # sd-scripts' constant names, which take the text encoder's stop as cosine_floor at floor 1 (the same floats:
@@ -294,7 +300,7 @@ def _constant_with_text_encoder(args, name: str, lookup, tokens: list, keys) -> 
     stop: the U-Net's curve is the constant one, the text encoder's the same until its stop. A floor of
     its own has nothing to floor on a constant curve, and constant takes no warmup (sd-scripts stops
     on one after loading the model): both refused here, before."""
-    if getattr(args, KEY_DESTS["te_min_value"], None) is not None or "te_min_value" in keys:
+    if "te_min_value" in _given_te_keys(args, keys):
         raise options.OptionError(
             options.OPTIONS["te_min_value"].flag, f"--lr_scheduler={name}",
             "a decaying schedule (constant has nothing to floor); with constant, --lr_scheduler_te_stop_steps or _epochs",
@@ -306,11 +312,11 @@ def _constant_with_text_encoder(args, name: str, lookup, tokens: list, keys) -> 
             "--lr_warmup_steps", warmup, "0 with --lr_scheduler=constant (sd-scripts refuses a warmup for it); or constant_with_warmup",
             "--lr_scheduler=constant では 0(sd-scripts はウォームアップを受け付けません)。または constant_with_warmup",
         )  # fmt: skip
-    request = _floored(args, lookup("cosine_floor", "--lr_scheduler"), f"{name} {TE_ON_ITS_OWN}", None, tokens)
-    return dataclasses.replace(request, values={**request.values, "min_value": 1.0})
+    request = _floored(args, lookup("cosine_floor", "--lr_scheduler"), f"{name} {TE_ON_ITS_OWN}", None, tokens, 1.0)
+    return dataclasses.replace(request, values={**request.values, "min_value": 1.0})  # a --lr_scheduler_min_value too: constant stays constant
 
 
-def _floored(args, cls, label: str, min_value, tokens: list) -> Request:
+def _floored(args, cls, label: str, min_value, tokens: list, floor_when_absent: float | None = None) -> Request:
     overrides = options.parse_key_values(tokens, cls.keys())
     values = {}
     for key in cls.keys():
@@ -323,9 +329,8 @@ def _floored(args, cls, label: str, min_value, tokens: list) -> Request:
     _warn_both_min_values(min_value, overrides)
     values.update({k: v for k, v in overrides.items() if k not in ("num_training_steps", "num_warmup_steps")})
     if "min_value" not in values:
-        # a stock name floored only for the text encoder's schedule keeps its own curve: floor 0
-        if label.endswith(TE_ON_ITS_OWN):
-            values["min_value"] = 0.0
+        if floor_when_absent is not None:
+            values["min_value"] = floor_when_absent
         elif cls.defaults.get("min_value") is None:  # rex: floor 0 unless given
             values["min_value"] = _fallback_min_value(args, cls)
     return Request(
@@ -506,9 +511,13 @@ def _fallback_min_value(args, cls) -> float:
     return ratio
 
 
+def _given(args, flags: dict, keys=()) -> list[str]:
+    """Which of ``flags``' keys are given, as flags or in --lr_scheduler_args (``keys``)."""
+    return [key for key in flags if getattr(args, KEY_DESTS[key], None) is not None or key in keys]
+
+
 def _given_te_keys(args, keys=()) -> list[str]:
-    """The text encoder's keys given as flags or in --lr_scheduler_args."""
-    return [key for key in TE_FLAGS if getattr(args, KEY_DESTS[key], None) is not None or key in keys]
+    return _given(args, TE_FLAGS, keys)
 
 
 def _refuse_te_keys(args, keys, what: str) -> None:
@@ -524,7 +533,7 @@ def _refuse_te_keys(args, keys, what: str) -> None:
 
 
 def _given_restart_keys(args) -> list[str]:
-    return [key for key in RESTART_FLAGS if getattr(args, KEY_DESTS[key], None) is not None]
+    return _given(args, RESTART_FLAGS)
 
 
 def _flags(keys) -> str:

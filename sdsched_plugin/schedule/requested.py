@@ -22,19 +22,17 @@ def curve_of(request: arguments.Request, num_processes: int, total: int, base_lr
         settings = request.cls.settings(**request.kwargs(num_processes))
         curve = request.cls.pure_curve(settings)
         # the text encoder on its own schedule, where the caller knows its groups (the GUI's plot draws the U-Net's curve)
-        group_curves = request.cls.group_curves(settings, len(base_lrs or [1.0])) if request.te_groups is not None else None
+        group_curves = request.cls.group_curves(settings, len(base_lrs or [1.0]), curve) if request.te_groups is not None else None
         return (dict(settings, group_curves=group_curves) if group_curves else settings), curve
     if request.kind == arguments.STOCK:
         return stock.sd_scripts_stock(request.label, num_training_steps=total * num_processes, **request.stock)
     if request.kind == arguments.MUSUBI_REX:  # absolute LRs in its warmup: each group's own multipliers
         values = request.values
-        lr = stock.musubi_rex(
-            total * num_processes, warmup_steps_from(request.lr_warmup_steps, total * num_processes), values["learning_rate"],
-            values["min_lr_ratio"], values["rex_alpha"], values["rex_beta"],
-        )  # fmt: skip
+        warmup = warmup_steps_from(request.lr_warmup_steps, total * num_processes)
+        lr = stock.musubi_rex(total * num_processes, warmup, values["learning_rate"], values["min_lr_ratio"], values["rex_alpha"], values["rex_beta"])
         bases = [float(base) for base in (base_lrs or [values["learning_rate"]])]
         curves = [lambda step, base=base: lr(step, base) / base if base else 0.0 for base in bases]
-        settings = {"name": "rex", "host": "musubi-tuner", **values, "num_warmup_steps": warmup_steps_from(request.lr_warmup_steps, total * num_processes)}
+        settings = {"name": "rex", "host": "musubi-tuner", **values, "num_warmup_steps": warmup}
         if len(bases) > 1 and len(set(bases)) > 1:
             settings["group_curves"] = curves
         return settings, curves[0]

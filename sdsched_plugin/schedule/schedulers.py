@@ -70,8 +70,9 @@ class FloorScheduler(FloorSpec, LambdaLR):
     def __init__(self, optimizer, last_epoch: int = -1, **kwargs):
         self.sdsched = self.settings(**kwargs)
         # one curve for every group, or (the text encoder on its own schedule) one per group
-        group_curves = self.group_curves(self.sdsched, len(optimizer.param_groups), self.curve)
-        super().__init__(optimizer, group_curves or self.curve(self.sdsched), last_epoch)
+        curve = self.curve(self.sdsched)
+        group_curves = self.group_curves(self.sdsched, len(optimizer.param_groups), curve, self.curve)
+        super().__init__(optimizer, group_curves or curve, last_epoch)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Resume at the saved step with *this* run's settings: the command line of the resumed

@@ -111,14 +111,15 @@ class FloorSpec:
 
 
     @classmethod
-    def group_curves(cls, settings: dict[str, Any], groups: int, curve_of: Callable[[dict], Curve] | None = None) -> list[Curve] | None:
+    def group_curves(
+        cls, settings: dict[str, Any], groups: int, curve: Curve, curve_of: Callable[[dict], Curve] | None = None
+    ) -> list[Curve] | None:
         """Each of ``groups`` param groups' curve where the text encoder has a schedule of its own
-        (``text_encoder``), else None (one curve for all). ``curve_of``: the torch class's ``curve``;
-        the pure one by default."""
-        curve_of = curve_of or cls.pure_curve
+        (``text_encoder``), else None (one curve for all). ``curve``: the run's curve, already built;
+        ``curve_of``: what builds one of other settings (the torch class's ``curve``; the pure one by default)."""
         if not text_encoder.asked(settings):
             return None
-        return text_encoder.group_curves(settings, curve_of(settings), curve_of, groups)
+        return text_encoder.group_curves(settings, curve, curve_of or cls.pure_curve, groups)
 
 
 class LinearFloorSpec(FloorSpec):

@@ -95,9 +95,7 @@ def stopped(curve: Curve, stop: int | None) -> Curve:
 def group_curves(settings: dict, curve: Curve, shaped: Callable[[dict], Curve], groups: int) -> list[Curve] | None:
     """Each param group's curve: ``curve`` for the U-Net's, for the text encoder's (``te_groups``) the
     run's curve with ``te_min_value`` as the floor (``shaped(settings)`` builds a curve of other
-    settings) cut at ``te_stop_at``. None when the text encoder has no schedule of its own."""
-    if not asked(settings):
-        return None
+    settings) cut at ``te_stop_at``. Called where ``asked(settings)``."""
     te_groups = settings.get("te_groups")
     if te_groups is None:
         raise options.OptionError(
@@ -132,6 +130,13 @@ def stop_update(settings: dict, num_processes: int) -> int | None:
     return -(-stop // num_processes) + 1  # update k uses scheduler step (k - 1) x processes
 
 
+def stop_of(settings: dict, num_processes: int, updates_per_epoch: int | None) -> tuple[int | None, int | None]:
+    """(first update at LR 0, its epoch), each None where unknown or there is no stop."""
+    update = stop_update(settings, num_processes)
+    epoch = (update - 1) // updates_per_epoch + 1 if update and updates_per_epoch else None
+    return update, epoch
+
+
 def never_stops(settings: dict, num_processes: int = 1) -> bool:
     """A stop given after the run's last update: most likely a mistake, said as a warning."""
     update = stop_update(settings, num_processes)
@@ -142,14 +147,14 @@ def summary(settings: dict, num_processes: int = 1, updates_per_epoch: int | Non
     """What the text encoder's groups do, for --json: their indices and names, the floor, the first
     update at LR 0 and its epoch (None: no stop, or one after the run's end)."""
     te_groups = list(settings.get("te_groups") or [])
-    update = None if never_stops(settings, num_processes) else stop_update(settings, num_processes)
+    update, epoch = (None, None) if never_stops(settings, num_processes) else stop_of(settings, num_processes, updates_per_epoch)
     floor = settings.get("te_min_value")
     return {
         "groups": te_groups,
         "names": [names[index] for index in te_groups] if names else None,
         "floor": settings["min_value"] if floor is None else floor,
         "stop_update": update,
-        "stop_epoch": (update - 1) // updates_per_epoch + 1 if update and updates_per_epoch else None,
+        "stop_epoch": epoch,
     }
 
 
@@ -161,13 +166,12 @@ def describe(settings: dict, num_processes: int = 1, updates_per_epoch: int | No
         return "no param group trains a text encoder: its schedule has no effect / テキストエンコーダーのグループはありません"
     floor = settings.get("te_min_value")  # without one, the run's own floor: nothing to say
     en, ja = ([f"floor {floor:g}"], [f"下限 {floor:g}"]) if floor is not None else ([], [])
-    update = stop_update(settings, num_processes)
+    update, epoch = stop_of(settings, num_processes, updates_per_epoch)
     if update is not None:
-        epoch = (update - 1) // updates_per_epoch + 1 if updates_per_epoch else None
         where = f"update {update}" + (f" (epoch {epoch})" if epoch else "")
         where_ja = f"{update} 回目の更新" + (f"(エポック {epoch})" if epoch else "")
         total = settings["num_training_steps"] // num_processes
-        if update > total:
+        if never_stops(settings, num_processes):
             en.append(f"the stop ({where}) is after the run's {total} updates: it never stops")
             ja.append(f"停止({where_ja})は全 {total} 回の更新より後のため、止まりません")
         else:
